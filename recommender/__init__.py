@@ -1,0 +1,60 @@
+"""recommender — content-based music recommendation.
+
+A pretrained music CNN (musicnn, trained on the Million Song Dataset) turns
+audio into tag probabilities and an embedding; both are indexed with FAISS so
+you can classify tracks and ask for songs like a given one.
+
+>>> from recommender import Recommender, classify          # doctest: +SKIP
+>>> classify("song.mp3").top(5)                            # doctest: +SKIP
+>>> rec = Recommender("indexes/mine"); rec.update(["~/Music"])  # doctest: +SKIP
+>>> rec.similar("~/Music/song.mp3", k=10)                  # doctest: +SKIP
+
+Heavy dependencies (TensorFlow, matplotlib) are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import (  # noqa: F401
+    AudioError,
+    CatalogError,
+    DatasetError,
+    IndexFileError,
+    IndexLockedError,
+    ModelError,
+    NotInIndexError,
+    ParameterError,
+    RecommenderError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Recommender": ("recommender.recommender", "Recommender"),
+    "classify": ("recommender.classify", "classify"),
+    "Classification": ("recommender.classify", "Classification"),
+    "Sampling": ("recommender.analysis", "Sampling"),
+    "analyze_file": ("recommender.analysis", "analyze_file"),
+    "analyze_files": ("recommender.analysis", "analyze_files"),
+    "analyze_waveform": ("recommender.analysis", "analyze_waveform"),
+    "load_model": ("recommender.models", "load_model"),
+    "available_models": ("recommender.models", "available_models"),
+    "load_audio": ("recommender.audio", "load"),
+}
+
+__all__ = sorted(list(_LAZY) + ["RecommenderError", "ParameterError", "AudioError", "__version__"])
+
+
+def __getattr__(name):
+    try:
+        mod, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'recommender' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(mod), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

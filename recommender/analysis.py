@@ -1,0 +1,624 @@
+"""File → per-track analysis: patches, CNN outputs, pooled vectors.
+
+The three layers of the design (after openl3):
+
+* array level: :func:`analyze_waveform` (a waveform already in memory);
+* file level: :func:`analyze_file` and :func:`analyze_files` (a stream of
+  results, batched across tracks, decoding overlapped with the CNN);
+* the CLI and the :class:`~recommender.Recommender` facade load the model once
+  and pass it down.
+
+Which seconds of a track are analysed is a :class:`Sampling` policy:
+``Sampling.full()`` analyses every non-overlapping 3-s patch (as musicnn
+does); ``Sampling.spread(n)`` analyses at most ``n`` patches spread evenly over
+the whole track, decoding only those windows.  The policy and the patch start
+times are recorded with each result so an index knows what it holds.
+
+Memory is bounded: files are decoded by a few threads into blocks of at most
+``block_patches`` patches that wait in a bounded queue, and the CNN consumes
+them in fixed-size batches, so a 3-hour file never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import features
+from .errors import AudioError, ParameterError, RecommenderError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Sampling",
+    "TrackAnalysis",
+    "AnalysisFailure",
+    "analyze_waveform",
+    "analyze_file",
+    "analyze_files",
+    "patch_starts",
+]
+
+
+# --------------------------------------------------------------------------
+# Sampling policy
+# --------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """Which 3-s patches of a track are analysed.
+
+    Parameters
+    ----------
+    max_patches : int or None
+        ``None`` analyses the whole track (every non-overlapping patch).
+        An integer ``n`` analyses at most ``n`` patches, spread evenly over the
+        track (each window centred in one of ``n`` equal parts of the track),
+        so intros and fades do not dominate; a track with at most ``n``
+        patches is analysed whole.
+    """
+
+    max_patches: int | None = None
+
+    def __post_init__(self):
+        if self.max_patches is not None and (
+            not isinstance(self.max_patches, (int, np.integer)) or self.max_patches < 1
+        ):
+            raise ParameterError(
+                f"max_patches={self.max_patches!r}: must be a positive integer or None (full track)"
+            )
+
+    @classmethod
+    def full(cls) -> "Sampling":
+        return cls(None)
+
+    @classmethod
+    def spread(cls, n: int) -> "Sampling":
+        return cls(int(n))
+
+    @classmethod
+    def parse(cls, value) -> "Sampling":
+        """Accept a :class:`Sampling`, ``None``/``'full'``, an int, or ``'spread:N'``."""
+        if isinstance(value, Sampling):
+            return value
+        if value is None or value == "full":
+            return cls.full()
+        if isinstance(value, (int, np.integer)):
+            return cls.spread(int(value))
+        if isinstance(value, str) and value.startswith("spread:"):
+            try:
+                return cls.spread(int(value.split(":", 1)[1]))
+            except ValueError:
+                pass
+        raise ParameterError(f"sampling={value!r}: expected 'full', a positive int, or 'spread:N'")
+
+    @property
+    def name(self) -> str:
+        return "full" if self.max_patches is None else f"spread:{self.max_patches}"
+
+    def to_json(self) -> dict:
+        return {"policy": "full" if self.max_patches is None else "spread", "max_patches": self.max_patches}
+
+
+def _n_full_patches(n_samples: int) -> int:
+    """Patches musicnn would cut from ``n_samples`` samples (centred frames)."""
+    n_frames = 1 + n_samples // features.HOP_LENGTH
+    return n_frames // features.PATCH_FRAMES
+
+
+def patch_starts(n_samples: int, sampling: Sampling) -> np.ndarray | None:
+    """Start samples (centre of the first frame) of the patches to analyse.
+
+    Returns ``None`` when the whole track is analysed in order (full policy,
+    or a track with no more patches than the policy allows).
+    """
+    m = _n_full_patches(n_samples)
+    k = sampling.max_patches
+    if k is None or m <= k:
+        return None
+    # Window i is centred in part i of k equal parts of the track.
+    span = n_samples - features.PATCH_HOP_SAMPLES
+    centres = (np.arange(k) + 0.5) / k
+    return np.round(centres * span).astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------
+@dataclasses.dataclass
+class TrackAnalysis:
+    """What the analysis of one track yields.
+
+    Attributes
+    ----------
+    path : str or None
+    duration_s : float
+        Duration of the whole track (not only of the analysed patches).
+    starts_s : np.ndarray, shape (n_patches,)
+        Start time of each analysed patch.
+    patch_probs : np.ndarray, shape (n_patches, n_tags)
+    patch_embeddings : np.ndarray, shape (n_patches, embedding_dim)
+    sampling : dict
+        The policy that chose the patches (see :class:`Sampling`).
+    padded : bool
+        True when the clip was shorter than one patch and was repeat-padded.
+    """
+
+    path: str | None
+    duration_s: float
+    starts_s: np.ndarray
+    patch_probs: np.ndarray
+    patch_embeddings: np.ndarray
+    sampling: dict
+    padded: bool = False
+    descriptors: dict | None = None
+
+    @property
+    def n_patches(self) -> int:
+        return int(len(self.starts_s))
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Track-level tag probabilities: mean over patches, shape ``(n_tags,)``."""
+        return self.patch_probs.mean(axis=0).astype(np.float32)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """Track embedding: mean of the penultimate layer over patches, ``(embedding_dim,)``."""
+        return self.patch_embeddings.mean(axis=0).astype(np.float32)
+
+    def sampling_json(self) -> str:
+        return json.dumps({**self.sampling, "starts_s": [round(float(s), 3) for s in self.starts_s]})
+
+
+@dataclasses.dataclass
+class AnalysisFailure:
+    """A file that could not be analysed, with the reason."""
+
+    path: str
+    reason: str
+    error: BaseException | None = None
+
+
+# --------------------------------------------------------------------------
+# Patch producers
+# --------------------------------------------------------------------------
+def _reflect_head(y: np.ndarray, pad: int) -> np.ndarray:
+    if len(y) > pad:
+        return y[1 : pad + 1][::-1]
+    return np.zeros(pad, dtype=np.float32)
+
+
+def _waveform_blocks(y: np.ndarray, block_patches: int) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """Patches of a whole waveform in memory, in blocks."""
+    S = features.logmel(y)
+    padded = len(S) < features.PATCH_FRAMES
+    P = features.patches(S)
+    starts = np.arange(len(P)) * features.PATCH_SECONDS
+    for i in range(0, len(P), block_patches):
+        yield starts[i : i + block_patches], P[i : i + block_patches], padded
+
+
+def _stream_blocks(chunks: Iterable[np.ndarray], block_patches: int) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+    """Full-track patches from a stream of 16 kHz blocks, frames identical to
+    :func:`features.logmel` on the concatenated signal.
+
+    Keeps at most one block plus one patch window of samples in memory.
+    """
+    half = features.N_FFT // 2
+    W = features.PATCH_WINDOW_SAMPLES
+    H = features.PATCH_HOP_SAMPLES
+    buf = np.zeros(0, dtype=np.float32)  # samples in padded coordinates, from buf_start
+    buf_start = 0  # padded-coordinate index of buf[0]
+    next_patch = 0
+    started = False
+    total = 0
+    out_starts: list[float] = []
+    out_P: list[np.ndarray] = []
+    head = np.zeros(0, dtype=np.float32)
+
+    def flush():
+        nonlocal out_starts, out_P
+        if out_P:
+            yield np.asarray(out_starts), np.stack(out_P), False
+            out_starts, out_P = [], []
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if len(chunk) == 0:
+            continue
+        total += len(chunk)
+        if not started:
+            head = np.concatenate([head, chunk])
+            if len(head) <= half:
+                continue  # need > half samples to reflect-pad like librosa
+            buf = np.concatenate([_reflect_head(head, half), head])
+            started = True
+        else:
+            buf = np.concatenate([buf, chunk])
+        while buf_start + len(buf) >= next_patch * H + W:
+            off = next_patch * H - buf_start
+            out_starts.append(next_patch * features.PATCH_SECONDS)
+            out_P.append(features.window_logmel(buf[off : off + W]))
+            next_patch += 1
+            if len(out_P) >= block_patches:
+                yield from flush()
+        # drop samples no later patch needs
+        keep_from = next_patch * H - buf_start
+        if keep_from > 0:
+            buf = buf[keep_from:]
+            buf_start += keep_from
+    if not started:
+        # whole signal shorter than the reflect pad: compute directly
+        if total == 0:
+            return
+        yield from _waveform_blocks(head, block_patches)
+        return
+    m = _n_full_patches(total)
+    if next_patch < m:
+        # last patch(es) need the end reflect padding
+        tail = buf[-(half + 1) : -1][::-1] if len(buf) > half else np.zeros(half, np.float32)
+        buf = np.concatenate([buf, tail])
+        while next_patch < m:
+            off = next_patch * H - buf_start
+            out_starts.append(next_patch * features.PATCH_SECONDS)
+            out_P.append(features.window_logmel(buf[off : off + W]))
+            next_patch += 1
+    if m == 0:
+        # shorter than one patch: repeat-pad the whole (short) spectrogram
+        y = buf[half:]
+        yield from _waveform_blocks(y[:total], block_patches)
+        return
+    yield from flush()
+
+
+def _file_blocks(path: str, sampling: Sampling, block_patches: int, info):
+    """Yield ``(starts_s, patches, padded)`` blocks for one file."""
+    from . import audio
+
+    n_samples = int(round(info.duration_s * features.SR))
+    starts = patch_starts(n_samples, sampling)
+    if starts is None:
+        yield from _stream_blocks(audio.stream(path, sr=features.SR), block_patches)
+        return
+    half = features.N_FFT // 2
+    win_starts_s = (starts - half) / features.SR
+    for i in range(0, len(starts), block_patches):
+        W = audio.load_windows(
+            path, win_starts_s[i : i + block_patches], features.PATCH_WINDOW_SAMPLES, sr=features.SR
+        )
+        P = np.stack([features.window_logmel(w) for w in W])
+        yield starts[i : i + block_patches] / features.SR, P, False
+
+
+# --------------------------------------------------------------------------
+# Running the model
+# --------------------------------------------------------------------------
+def _resolve_model(model):
+    from .models import load_model
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_model(model) if model is not None else load_model()
+    return model
+
+
+def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAnalysis:
+    """Analyse a waveform in memory.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,) or (n_samples, n_channels)
+        Audio samples, floating point in [-1, 1].
+    sr : int
+        Sample rate of ``y``; resampled to 16 kHz if different.
+    model : TagModel, str or None
+        A loaded model, a model name/path, or ``None`` for the default.
+    sampling : Sampling, int, str or None
+        Which patches to analyse (default: the whole waveform).
+
+    Returns
+    -------
+    TrackAnalysis
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(5 * 16000) / 16000
+    >>> res = analyze_waveform(np.sin(2 * np.pi * 440 * t).astype(np.float32), sr=16000)
+    >>> res.probs.shape, res.embedding.shape
+    ((50,), (200,))
+    """
+    from . import audio
+
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = audio.to_mono(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ParameterError(f"y.shape={y.shape}: expected a non-empty waveform (n_samples,) or (n_samples, n_channels)")
+    y = np.asarray(y, dtype=np.float32)
+    if not np.all(np.isfinite(y)):
+        raise ParameterError("y contains NaN or infinite samples")
+    if sr != features.SR:
+        y = audio.resample(y, sr_orig=sr, sr_target=features.SR)
+    sampling = Sampling.parse(sampling)
+    m = _resolve_model(model)
+    starts = patch_starts(len(y), sampling)
+    if starts is None:
+        S = features.logmel(y)
+        padded = len(S) < features.PATCH_FRAMES
+        P = features.patches(S)
+        starts_s = np.arange(len(P)) * features.PATCH_SECONDS
+    else:
+        half = features.N_FFT // 2
+        ypad = np.pad(y, (half, features.PATCH_WINDOW_SAMPLES), mode="reflect")
+        P = np.stack([features.window_logmel(ypad[s : s + features.PATCH_WINDOW_SAMPLES]) for s in starts])
+        starts_s = starts / features.SR
+        padded = False
+    probs, emb = m.predict_patches(P)
+    return TrackAnalysis(
+        path=None,
+        duration_s=len(y) / features.SR,
+        starts_s=np.asarray(starts_s, dtype=np.float64),
+        patch_probs=probs,
+        patch_embeddings=emb,
+        sampling=sampling.to_json(),
+        padded=padded,
+    )
+
+
+def analyze_file(path, *, model=None, sampling=None) -> TrackAnalysis:
+    """Analyse one audio file (see :func:`analyze_files`).
+
+    Raises
+    ------
+    AudioError
+        The file cannot be decoded; the message names the file and the reason.
+    """
+    for res in analyze_files([path], model=model, sampling=sampling, on_error="raise"):
+        return res
+    raise AudioError(path, "no result")  # pragma: no cover
+
+
+class _Accumulator:
+    __slots__ = ("path", "info", "starts", "probs", "embs", "padded", "done_blocks", "total_blocks", "descriptors")
+
+    def __init__(self, path, info):
+        self.path = path
+        self.info = info
+        self.starts, self.probs, self.embs = [], [], []
+        self.padded = False
+        self.done_blocks = 0
+        self.total_blocks = None
+        self.descriptors = None
+
+
+_END = object()
+
+
+def analyze_files(
+    paths: Iterable,
+    *,
+    model=None,
+    sampling=None,
+    batch_size: int | None = None,
+    block_patches: int = 64,
+    decode_threads: int = 2,
+    on_error: str = "yield",
+    descriptors: bool = False,
+) -> Iterator[TrackAnalysis | AnalysisFailure]:
+    """Analyse many files, batching CNN calls across tracks.
+
+    Decoding and the log-mel front end run in ``decode_threads`` threads
+    (libsndfile, soxr and NumPy's FFT release the GIL) while the CNN runs in
+    the calling thread on fixed-size batches of patches from several tracks.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+    model : TagModel, str or None
+    sampling : Sampling, int, str or None
+        Default: whole tracks.
+    batch_size : int or None
+        Patches per CNN call (default: the model's preferred batch size).
+    block_patches : int
+        Patches per decoded block; bounds memory per file in flight.
+    decode_threads : int
+    on_error : {'yield', 'raise'}
+        ``'yield'`` yields an :class:`AnalysisFailure` for a bad file and goes on;
+        ``'raise'`` raises its :class:`~recommender.errors.AudioError`.
+    descriptors : bool
+        Also compute MIR descriptors (see :mod:`recommender.descriptors`).
+
+    Yields
+    ------
+    TrackAnalysis or AnalysisFailure
+        In completion order (not necessarily input order); each carries its path.
+    """
+    from . import audio
+
+    if on_error not in ("yield", "raise"):
+        raise ParameterError(f"on_error={on_error!r}: must be 'yield' or 'raise'")
+    if decode_threads < 1:
+        raise ParameterError(f"decode_threads={decode_threads}: must be >= 1")
+    sampling = Sampling.parse(sampling)
+    m = _resolve_model(model)
+    bs = int(batch_size or getattr(m, "batch_size", 32))
+
+    path_q: queue.Queue = queue.Queue()
+    paths = [os.fspath(p) for p in paths]
+    for i, p in enumerate(paths):
+        path_q.put((i, p))
+    # Bounded: at most this many decoded blocks wait for the CNN.
+    block_q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_threads))
+    stop = threading.Event()
+
+    def producer():
+        while not stop.is_set():
+            try:
+                i, p = path_q.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                info = audio.info(p)
+                if info.duration_s <= 0:
+                    raise AudioError(p, "contains no audio samples")
+                block_q.put(("start", i, info))
+                desc = None
+                if descriptors:
+                    desc = _descriptors_for(p, info)
+                n = 0
+                for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info):
+                    if stop.is_set():
+                        return
+                    block_q.put(("block", i, (starts_s, P, padded)))
+                    n += 1
+                if n == 0:
+                    raise AudioError(p, "contains no audio samples")
+                block_q.put(("end", i, (n, desc)))
+            except RecommenderError as e:
+                block_q.put(("error", i, e))
+            except MemoryError as e:
+                block_q.put(("error", i, AudioError(p, f"out of memory while decoding ({e})")))
+            except Exception as e:  # an unexpected decoder failure must not kill the run
+                logger.debug("unexpected error analysing %s", p, exc_info=True)
+                block_q.put(("error", i, AudioError(p, f"{type(e).__name__}: {e}")))
+        block_q.put((_END, None, None))
+
+    n_threads = max(1, min(decode_threads, len(paths)))
+    threads = [threading.Thread(target=producer, daemon=True, name=f"decode-{k}") for k in range(n_threads)]
+    for t in threads:
+        t.start()
+
+    acc: dict[int, _Accumulator] = {}
+    pend_P: list[np.ndarray] = []
+    pend_owner: list[tuple[int, int]] = []  # (file index, n patches) per pending block
+    pend_n = 0
+    failed: set[int] = set()
+
+    def run_batch(force=False):
+        nonlocal pend_P, pend_owner, pend_n
+        while pend_n >= bs or (force and pend_n > 0):
+            P = np.concatenate(pend_P) if len(pend_P) > 1 else pend_P[0]
+            take = P if force and pend_n < bs else P[:bs] if pend_n >= bs else P
+            probs, embs = m.predict_patches(take)
+            rest = P[len(take) :]
+            # route outputs back to owners
+            pos = 0
+            new_owner = []
+            remaining = len(take)
+            for fi, n in pend_owner:
+                if remaining <= 0:
+                    new_owner.append((fi, n))
+                    continue
+                used = min(n, remaining)
+                a = acc.get(fi)
+                if a is not None and fi not in failed:
+                    a.probs.append(probs[pos : pos + used])
+                    a.embs.append(embs[pos : pos + used])
+                pos += used
+                remaining -= used
+                if used < n:
+                    new_owner.append((fi, n - used))
+            pend_owner = new_owner
+            pend_P = [rest] if len(rest) else []
+            pend_n = len(rest)
+
+    def finished(fi) -> TrackAnalysis | None:
+        a = acc[fi]
+        if a.total_blocks is None:
+            return None
+        if sum(len(x) for x in a.probs) < sum(len(x) for x in a.starts):
+            return None
+        del acc[fi]
+        return TrackAnalysis(
+            path=a.path,
+            duration_s=float(a.info.duration_s),
+            starts_s=np.concatenate(a.starts).astype(np.float64),
+            patch_probs=np.concatenate(a.probs).astype(np.float32),
+            patch_embeddings=np.concatenate(a.embs).astype(np.float32),
+            sampling=sampling.to_json(),
+            padded=a.padded,
+            descriptors=a.descriptors,
+        )
+
+    ended = 0
+    try:
+        while ended < n_threads:
+            kind, fi, payload = block_q.get()
+            if kind is _END:
+                ended += 1
+                if ended == n_threads:
+                    run_batch(force=True)
+            elif kind == "start":
+                acc[fi] = _Accumulator(paths[fi], payload)
+            elif kind == "block":
+                starts_s, P, padded = payload
+                a = acc[fi]
+                a.starts.append(np.asarray(starts_s))
+                a.padded = a.padded or padded
+                pend_P.append(P)
+                pend_owner.append((fi, len(P)))
+                pend_n += len(P)
+                run_batch()
+            elif kind == "end":
+                a = acc[fi]
+                a.total_blocks, a.descriptors = payload
+                if len(acc) == 1 or block_q.empty():
+                    # nothing else is coming soon: do not hold this track back
+                    run_batch(force=True)
+            elif kind == "error":
+                failed.add(fi)
+                acc.pop(fi, None)
+                pend_drop = [(f, n) for f, n in pend_owner if f == fi]
+                if pend_drop:
+                    # keep the patches in the batch stream but discard their outputs
+                    pass
+                if on_error == "raise":
+                    raise payload
+                yield AnalysisFailure(paths[fi], payload.reason if hasattr(payload, "reason") else str(payload), payload)
+            for done_fi in [f for f in list(acc) if acc[f].total_blocks is not None]:
+                res = finished(done_fi)
+                if res is not None:
+                    yield res
+        run_batch(force=True)
+        for done_fi in list(acc):
+            res = finished(done_fi)
+            if res is not None:
+                yield res
+    finally:
+        stop.set()
+        # unblock producers waiting on a full queue
+        while any(t.is_alive() for t in threads):
+            try:
+                block_q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+def _descriptors_for(path, info) -> dict | None:
+    """MIR descriptors of a file; ``None`` (logged) if they cannot be computed."""
+    try:
+        from . import descriptors as _d
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return _d.describe_file(path, **_descriptor_clip(info))
+    except RecommenderError as e:
+        logger.warning("descriptors failed for %s: %s", path, e)
+        return None
+
+
+def _descriptor_clip(info) -> dict[str, Any]:
+    # A 30-s excerpt from the middle (the seeds used 30-s clips) keeps the
+    # cost per track bounded whatever its length.
+    clip = 30.0
+    if info.duration_s <= clip:
+        return {}
+    return {"offset_s": (info.duration_s - clip) / 2, "clip_s": clip}

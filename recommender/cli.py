@@ -1,0 +1,285 @@
+"""Command-line interface: ``recommender <command> …`` (also ``python -m recommender``).
+
+A thin layer over the library: it parses arguments, loads the model once,
+calls the facade and prints tables (or JSON with ``--json``).  Commands that
+only read an index (``similar`` by id/path, ``info``, ``failures``) never import
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .errors import RecommenderError
+
+__all__ = ["main", "build_parser"]
+
+
+def _print_json(obj):
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _write_m3u(path, rows):
+    tmp = path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("#EXTM3U\n")
+        for r in rows:
+            title = " - ".join(x for x in (r.get("artist"), r.get("title")) if x)
+            f.write(f"#EXTINF:-1,{title}\n{r['path']}\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_classify(args) -> int:
+    from .classify import classify
+    from .models import load_model
+
+    model = load_model(args.model) if args.model else load_model()
+    failed = 0
+    out = []
+    for path in args.files:
+        try:
+            c = classify(path, model=model, sampling=args.sampling)
+        except RecommenderError as e:
+            failed += 1
+            if args.json:
+                out.append({"path": path, "error": str(e)})
+            else:
+                print(f"error: {e}", file=sys.stderr)
+            continue
+        if args.json:
+            d = c.to_json(top=args.top)
+            if args.timeline:
+                d["timeline"] = {
+                    "start_s": c.timeline.index.tolist(),
+                    "tags": list(c.timeline.columns),
+                    "probs": c.timeline.round(5).values.tolist(),
+                }
+            out.append(d)
+        else:
+            print(f"{path}  ({c.duration_s:.1f} s, {len(c.timeline)} patches)")
+            for tag, p in c.top(args.top):
+                print(f"  {tag:<20s} {p:6.3f}  {'#' * int(round(p * 40))}")
+            if args.timeline:
+                top = [t for t, _ in c.top(min(args.top, 5))]
+                print(c.timeline[top].round(2).to_string())
+    if args.json:
+        _print_json(out)
+    return 1 if failed else 0
+
+
+def cmd_index(args) -> int:
+    from .recommender import Recommender
+
+    rec = Recommender(args.index, model=args.model, sampling="full" if args.full else args.sampling)
+    client = args.dask
+    rep = rec.update(
+        args.paths,
+        jobs=args.jobs,
+        progress=not args.no_progress and sys.stderr.isatty() or args.progress,
+        retry_failed=args.retry_failed,
+        descriptors=not args.no_descriptors,
+        client=client,
+    )
+    if args.json:
+        _print_json({"index": rec.index_dir, **rep.to_json()})
+    else:
+        print(f"{rec.index_dir}: {rep}")
+        for p, reason in rep.failures[:20]:
+            print(f"  failed: {p}: {reason}", file=sys.stderr)
+        if len(rep.failures) > 20:
+            print(f"  … {len(rep.failures) - 20} more (recommender failures --index {args.index})", file=sys.stderr)
+    return 0
+
+
+def _query_arg(q):
+    return int(q) if q.strip().isdigit() and not os.path.exists(q) else q
+
+
+def cmd_similar(args) -> int:
+    from .recommender import Recommender
+
+    rec = Recommender(args.index)
+    tempo = tuple(args.tempo) if args.tempo else None
+    df = rec.similar(
+        _query_arg(args.query),
+        k=args.k,
+        space=args.space,
+        exclude_same_artist=args.exclude_same_artist,
+        exclude_same_album=args.exclude_same_album,
+        max_per_artist=args.max_per_artist,
+        tag=args.tag,
+        tempo_range=tempo,
+        key=args.key,
+    )
+    rows = df.to_dict(orient="records")
+    if args.m3u:
+        _write_m3u(args.m3u, rows)
+    if args.json:
+        keep = ["rank", "id", "path", "score", "artist", "title", "album", "shared_tags"]
+        _print_json([{k: r.get(k) for k in keep + [c for c in ("tempo_bpm", "key", "mode") if c in r]} for r in rows])
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 40, "display.width", 200):
+            print(df.drop(columns=["path"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .recommender import Recommender
+
+    info = Recommender(args.index).info()
+    if args.json:
+        _print_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k:>18s}: {v}")
+    return 0
+
+
+def cmd_failures(args) -> int:
+    from .recommender import Recommender
+
+    df = Recommender(args.index).failures()
+    if args.json:
+        _print_json(df.to_dict(orient="records"))
+    elif len(df) == 0:
+        print("no failures")
+    else:
+        for r in df.itertuples(index=False):
+            print(f"{r.path}: {r.reason}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import time
+
+    from .demo import make_demo_collection
+    from .recommender import Recommender
+
+    music = args.music or os.path.join(args.index, "music")
+    print(f"1/3 writing a synthetic collection to {music} …")
+    paths = make_demo_collection(music)
+    print(f"    {len(paths)} tracks in 4 styles (ballad, techno, rock, ambient)")
+    print(f"2/3 indexing into {args.index} with the pretrained musicnn model …")
+    rec = Recommender(args.index)
+    t0 = time.perf_counter()
+    rep = rec.update([music], progress=sys.stderr.isatty())
+    print(f"    {rep}  [{time.perf_counter() - t0:.1f} s]")
+    print("3/3 what the network hears, and songs like each one:")
+    tracks = rec.tracks()
+    hits = total = 0
+    for tid, row in tracks.sort_values("path").iterrows():
+        c = rec.classify(int(tid))
+        style = os.path.basename(os.path.dirname(row["path"]))
+        sim = rec.similar(int(tid), k=2)
+        styles = [os.path.basename(os.path.dirname(p)) for p in sim["path"]]
+        hits += sum(s == style for s in styles)
+        total += len(styles)
+        tags = ", ".join(f"{t} {p:.2f}" for t, p in c.top(3))
+        near = ", ".join(os.path.basename(p) for p in sim["path"])
+        print(f"  {os.path.basename(row['path']):<18s} tags: {tags:<45s} similar: {near}")
+    print(f"neighbours from the same style: {hits}/{total} ({100 * hits / max(total, 1):.0f}%)")
+    print(f"\nnext: recommender similar <ID or FILE> --index {args.index}   |   recommender info --index {args.index}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from .recommender import DEFAULT_INDEX_DIR
+
+    p = argparse.ArgumentParser(prog="recommender", description="Content-based music recommendation.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="make a small synthetic collection, index it and query it")
+    s.add_argument("--index", default=os.path.join("indexes", "demo"))
+    s.add_argument("--music", default=None, help="where to write the demo audio (default: INDEX/music)")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("classify", help="tag audio files with the pretrained (or your) model")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--top", type=int, default=5, help="tags to show (default 5)")
+    s.add_argument("--timeline", action="store_true", help="also show per-patch tags over time")
+    s.add_argument("--model", default=None, help="model name or trained model file")
+    s.add_argument("--sampling", default=None, help="'full' (default) or 'spread:N'")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_classify)
+
+    s = sub.add_parser("index", help="add files/folders to an index (incremental)")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--index", default=DEFAULT_INDEX_DIR)
+    s.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    s.add_argument("--model", default=None)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--full", action="store_true", help="analyse whole tracks instead of spread patches")
+    g.add_argument("--sampling", default=None, help="'full' or 'spread:N' (default spread:16)")
+    s.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
+    s.add_argument("--no-descriptors", action="store_true", help="skip tempo/key/timbre descriptors")
+    s.add_argument("--dask", default=None, metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)")
+    s.add_argument("--progress", action="store_true", help="force the progress bar")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("similar", help="songs like a track (id, indexed path, or any audio file)")
+    s.add_argument("query", metavar="QUERY")
+    s.add_argument("--index", default=DEFAULT_INDEX_DIR)
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--space", choices=["embedding", "tags", "both"], default="embedding")
+    s.add_argument("--exclude-same-artist", action="store_true")
+    s.add_argument("--exclude-same-album", action="store_true")
+    s.add_argument("--max-per-artist", type=int, default=None)
+    s.add_argument("--tag", default=None, help="only tracks with this tag among their top 5")
+    s.add_argument("--tempo", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
+    s.add_argument("--key", default=None, help="e.g. 'A minor' or 'C'")
+    s.add_argument("--m3u", default=None, metavar="FILE", help="also write the results as an M3U playlist")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_similar)
+
+    s = sub.add_parser("info", help="what an index holds")
+    s.add_argument("--index", default=DEFAULT_INDEX_DIR)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("failures", help="files that could not be indexed, with the reason")
+    s.add_argument("--index", default=DEFAULT_INDEX_DIR)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_failures)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return int(args.func(args) or 0)
+    except RecommenderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything analysed so far is saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `recommender similar … | head`
+        return 0

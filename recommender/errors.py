@@ -1,0 +1,84 @@
+"""Exception hierarchy of :mod:`recommender`.
+
+Every error the package raises on purpose derives from :class:`RecommenderError`,
+so callers can catch one type.  Messages name the file or parameter, the value,
+and the rule that was broken.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "RecommenderError",
+    "ParameterError",
+    "AudioError",
+    "ModelError",
+    "CatalogError",
+    "IndexError_",
+    "IndexFileError",
+    "IndexLockedError",
+    "NotInIndexError",
+    "DatasetError",
+]
+
+
+class RecommenderError(Exception):
+    """Root of all errors raised by :mod:`recommender`."""
+
+
+class ParameterError(RecommenderError, ValueError):
+    """A function was called with an invalid parameter value.
+
+    The message names the parameter, the value received and the rule,
+    e.g. ``"k=0: must be a positive integer"``.
+    """
+
+
+class _FileError(RecommenderError):
+    """An error tied to one file: ``path`` and ``reason`` are attributes."""
+
+    def __init__(self, path, reason: str):
+        self.path = os.fspath(path) if path is not None else None
+        self.reason = str(reason)
+        super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
+
+    def __reduce__(self):  # keep picklable across joblib/dask workers
+        return (type(self), (self.path, self.reason))
+
+
+class AudioError(_FileError):
+    """A file could not be decoded as audio (empty, truncated, not audio,
+    unsupported format, unreadable, vanished...)."""
+
+
+class ModelError(_FileError):
+    """A model file or model name is invalid, incompatible or unsafe."""
+
+
+class CatalogError(_FileError):
+    """The SQLite catalog of an index is missing, corrupt, or of another schema."""
+
+
+class IndexFileError(_FileError):
+    """A FAISS index file is corrupt, or does not match its catalog."""
+
+
+# Alias kept short for users: ``recommender.errors.IndexError_`` avoids
+# shadowing the builtin ``IndexError``.
+IndexError_ = IndexFileError
+
+
+class IndexLockedError(_FileError):
+    """Another process is writing to this index directory."""
+
+
+class NotInIndexError(RecommenderError, KeyError):
+    """A track id or path was asked for that the index does not hold."""
+
+    def __str__(self):  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "not in index"
+
+
+class DatasetError(_FileError):
+    """A labelled dataset (folder, CSV, FMA metadata) cannot be used."""
