@@ -152,7 +152,10 @@ def make_demo_collection(folder, *, per_style: int = 3, duration_s: float = 20.0
                 y = synth_track(style, seed=seed + 100 * si + j, duration_s=duration_s)
                 tmp = p + ".part"
                 fmt = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}[ext]
-                sf.write(tmp, y, SR, format=fmt, subtype="VORBIS" if ext == "ogg" else None)
+                # libsndfile 1.2 can crash on one large Ogg Vorbis write: write in chunks
+                with sf.SoundFile(tmp, "w", SR, 1, format=fmt, subtype="VORBIS" if ext == "ogg" else None) as f:
+                    for i in range(0, len(y), 16384):
+                        f.write(y[i : i + 16384])
                 _tag(tmp, fmt, artist=f"Demo {style.title()} Band", album=f"{style.title()} Demo", title=f"{style} {j + 1}")
                 os.replace(tmp, p)
             paths.append(p)
