@@ -263,7 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index", default=DEFAULT_INDEX_DIR)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_failures)
+
+    # Commands of other areas live next to their code; each module defines
+    # ``add_commands(subparsers)`` (imports inside the command functions stay lazy).
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"recommender.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"recommender.{name}":
+                raise
+            continue
+        mod.add_commands(sub)
     return p
+
+
+_COMMAND_MODULES = ("cli_describe", "cli_playlists", "cli_train")
 
 
 def main(argv=None) -> int:
