@@ -41,6 +41,13 @@ _LAZY = {
     "load_model": ("recommender.models", "load_model"),
     "available_models": ("recommender.models", "available_models"),
     "load_audio": ("recommender.audio", "load"),
+    "describe": ("recommender.descriptors", "describe"),
+    "describe_file": ("recommender.descriptors", "describe_file"),
+    "describe_files": ("recommender.descriptors", "describe_files"),
+    "explain": ("recommender.explain", "explain"),
+    "profile": ("recommender.profiles", "profile"),
+    "profile_text": ("recommender.profiles", "profile_text"),
+    "timeline": ("recommender.profiles", "timeline"),
 }
 
 __all__ = sorted(list(_LAZY) + ["RecommenderError", "ParameterError", "AudioError", "__version__"])

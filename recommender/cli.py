@@ -35,12 +35,22 @@ def _json_default(o):
     return str(o)
 
 
+def records(df) -> list[dict]:
+    """DataFrame rows as plain dicts, missing values as ``None`` (valid JSON)."""
+    import math
+
+    out = []
+    for r in df.to_dict(orient="records"):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+    return out
+
+
 def _write_m3u(path, rows):
     tmp = path + ".part"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("#EXTM3U\n")
         for r in rows:
-            title = " - ".join(x for x in (r.get("artist"), r.get("title")) if x)
+            title = " - ".join(x for x in (r.get("artist"), r.get("title")) if isinstance(x, str) and x)
             f.write(f"#EXTINF:-1,{title}\n{r['path']}\n")
     os.replace(tmp, path)
 
@@ -127,18 +137,24 @@ def cmd_similar(args) -> int:
         tag=args.tag,
         tempo_range=tempo,
         key=args.key,
+        explain=args.explain,
     )
-    rows = df.to_dict(orient="records")
+    rows = records(df)
     if args.m3u:
         _write_m3u(args.m3u, rows)
     if args.json:
         keep = ["rank", "id", "path", "score", "artist", "title", "album", "shared_tags"]
-        _print_json([{k: r.get(k) for k in keep + [c for c in ("tempo_bpm", "key", "mode") if c in r]} for r in rows])
+        extra = [c for c in ("tempo_bpm", "key", "mode", "why") if c in df.columns]
+        _print_json([{k: r.get(k) for k in keep + extra} for r in rows])
     else:
         import pandas as pd
 
+        why = df.pop("why") if "why" in df.columns else None
         with pd.option_context("display.max_colwidth", 40, "display.width", 200):
             print(df.drop(columns=["path"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        if why is not None:
+            for r, w in zip(df["rank"], why):
+                print(f"  {r:>2d}. {w}")
     return 0
 
 
@@ -159,7 +175,7 @@ def cmd_failures(args) -> int:
 
     df = Recommender(args.index).failures()
     if args.json:
-        _print_json(df.to_dict(orient="records"))
+        _print_json(records(df))
     elif len(df) == 0:
         print("no failures")
     else:
@@ -251,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tempo", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
     s.add_argument("--key", default=None, help="e.g. 'A minor' or 'C'")
     s.add_argument("--m3u", default=None, metavar="FILE", help="also write the results as an M3U playlist")
+    s.add_argument("--explain", action="store_true", help="say why each result is close")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_similar)
 

@@ -156,7 +156,7 @@ def make_demo_collection(folder, *, per_style: int = 3, duration_s: float = 20.0
                 with sf.SoundFile(tmp, "w", SR, 1, format=fmt, subtype="VORBIS" if ext == "ogg" else None) as f:
                     for i in range(0, len(y), 16384):
                         f.write(y[i : i + 16384])
-                _tag(tmp, fmt, artist=f"Demo {style.title()} Band", album=f"{style.title()} Demo", title=f"{style} {j + 1}")
+                _tag(tmp, fmt, artist=f"Demo {style.title()} Band", album=style, title=f"{style} {j + 1}")
                 os.replace(tmp, p)
             paths.append(p)
     return paths
@@ -164,7 +164,7 @@ def make_demo_collection(folder, *, per_style: int = 3, duration_s: float = 20.0
 
 def _tag(path, fmt, **tags):
     if fmt == "WAV":
-        return  # WAV carries no portable tags; the folder name is the album
+        return  # WAV carries no portable tags; the folder name (= style) is the album
     try:
         if fmt == "FLAC":
             from mutagen.flac import FLAC as F

@@ -561,6 +561,7 @@ class Recommender:
         tempo_range: tuple[float, float] | None = None,
         key: str | None = None,
         min_loudness_db: float | None = None,
+        explain: bool = False,
     ) -> pd.DataFrame:
         """Songs like ``query``.
 
@@ -586,6 +587,9 @@ class Recommender:
             Keep only tracks in this key (e.g. ``'A'`` or ``'A minor'``).
         min_loudness_db : float, optional
             Keep only tracks at least this loud.
+        explain : bool
+            Add a ``why`` column: one sentence per result naming the tags and
+            descriptors that make it close to (or different from) the query.
 
         Returns
         -------
@@ -694,6 +698,12 @@ class Recommender:
                 for col in ("tempo_bpm", "key", "mode"):
                     if col in d.columns:
                         df[col] = df["id"].map(d[col])
+        if explain and len(df):
+            if qid is None and not isinstance(query, (str, os.PathLike)):
+                raise ParameterError("explain=True needs a track or a file as the query, not a vector")
+            from .explain import explain_results
+
+            df["why"] = explain_results(self, qid if qid is not None else query, df)
         return df
 
     def info(self) -> dict:

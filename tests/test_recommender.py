@@ -207,3 +207,12 @@ def test_read_only_commands_do_not_import_tensorflow(built):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_similar_explain_column(built):
+    rec, *_ = built
+    res = rec.similar(1, k=2, explain=True)
+    assert "why" in res.columns
+    assert all(isinstance(w, str) and len(w) > 20 for w in res["why"])
+    with pytest.raises(ParameterError, match="explain"):
+        rec.similar(rec.vector(1), k=2, explain=True)
