@@ -131,6 +131,7 @@ def cmd_similar(args) -> int:
         _query_arg(args.query),
         k=args.k,
         space=args.space,
+        hubness=args.hubness,
         exclude_same_artist=args.exclude_same_artist,
         exclude_same_album=args.exclude_same_album,
         max_per_artist=args.max_per_artist,
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index", default=DEFAULT_INDEX_DIR)
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--space", choices=["embedding", "tags", "both"], default="embedding")
+    s.add_argument("--hubness", choices=["none", "mp", "csls"], default="none",
+                   help="re-rank with a hubness correction (default none)")
     s.add_argument("--exclude-same-artist", action="store_true")
     s.add_argument("--exclude-same-album", action="store_true")
     s.add_argument("--max-per-artist", type=int, default=None)

@@ -554,6 +554,7 @@ class Recommender:
         k: int = 10,
         *,
         space: str = "embedding",
+        hubness: str | None = None,
         exclude_same_artist: bool = False,
         exclude_same_album: bool = False,
         max_per_artist: int | None = None,
@@ -575,6 +576,13 @@ class Recommender:
         space : {'embedding', 'tags', 'both'}
             Compare CNN embeddings, tag probabilities, or both (mean of the
             two cosines).
+        hubness : {None, 'mp', 'csls'}
+            Re-rank the neighbours with a hubness correction (Mutual Proximity
+            or CSLS, see :mod:`recommender.playlists`) so that "hub" tracks do
+            not turn up in everyone's list.  The ``score`` column stays the
+            cosine; only the order changes.  Off by default for single queries
+            because the collection statistics are computed on first use
+            (playlists use ``'mp'`` by default).
         exclude_same_artist, exclude_same_album : bool
             Drop results by the query's artist / from the query's album.
         max_per_artist : int, optional
@@ -605,6 +613,9 @@ class Recommender:
             raise ParameterError(f"max_per_artist={max_per_artist!r}: must be >= 1")
         if space not in SPACES:
             raise ParameterError(f"space={space!r}: must be one of {', '.join(SPACES)}")
+        if hubness not in (None, "none", "mp", "csls"):
+            raise ParameterError(f"hubness={hubness!r}: must be None, 'mp' or 'csls'")
+        hubness = None if hubness == "none" else hubness
         qv, qid, qtags, qhash, qmeta = self._query_vectors(query, space)
         idx = self._index(space)
         if qv.shape[0] != idx.dim:
@@ -628,6 +639,12 @@ class Recommender:
         fetch = min(n, max(4 * k + 10, 50))
         while True:
             scores, ids = idx.search(_unit(qv[None]), fetch)
+            if hubness is not None:
+                from . import playlists
+
+                rids, _, rcos = playlists.rerank(self, scores, ids, method=hubness, space=space,
+                                                 query_id=qid, query_vector=qv)
+                scores, ids = rcos[None], rids[None]
             rows = []
             per_artist: dict = {}
             cand = [int(i) for i in ids[0] if i >= 0]

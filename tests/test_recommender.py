@@ -216,3 +216,18 @@ def test_similar_explain_column(built):
     assert all(isinstance(w, str) and len(w) > 20 for w in res["why"])
     with pytest.raises(ParameterError, match="explain"):
         rec.similar(rec.vector(1), k=2, explain=True)
+
+
+@pytest.mark.parametrize("method", ["mp", "csls"])
+def test_similar_with_hubness_correction(built, method):
+    rec, *_ = built
+    plain = rec.similar(1, k=5)
+    res = rec.similar(1, k=5, hubness=method)
+    assert len(res) == 5 and 1 not in set(res["id"])
+    # the score column stays the cosine of each result
+    cos = dict(zip(plain["id"], plain["score"]))
+    for i, s in zip(res["id"], res["score"]):
+        if i in cos:
+            assert abs(cos[i] - s) < 1e-5
+    with pytest.raises(ParameterError, match="hubness"):
+        rec.similar(1, hubness="bogus")
