@@ -231,3 +231,19 @@ def test_similar_with_hubness_correction(built, method):
             assert abs(cos[i] - s) < 1e-5
     with pytest.raises(ParameterError, match="hubness"):
         rec.similar(1, hubness="bogus")
+
+
+def test_cli_classify_json_and_exit_code(tmp_path, demo_collection):
+    _, paths = demo_collection
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("not audio")
+    r = _cli("classify", paths[0], str(bad), "--json", "--top", "3")
+    assert r.returncode == 1  # one file failed
+    out = json.loads(r.stdout)
+    assert out[0]["path"] == paths[0]
+    assert len(out[0]["tags"]) == 50 and abs(sum(p for _, p in out[0]["top"]) - sum(sorted(out[0]["tags"].values())[-3:])) < 1e-4
+    assert [t for t, _ in out[0]["top"]] == sorted(out[0]["tags"], key=out[0]["tags"].get, reverse=True)[:3]
+    assert out[1]["path"] == str(bad) and "bad.mp3" in out[1]["error"]
+    r = _cli("classify", paths[0])
+    assert r.returncode == 0 and os.path.basename(paths[0]) in r.stdout
+    assert "oneDNN" not in r.stderr and "cuInit" not in r.stderr
