@@ -400,9 +400,10 @@ class Recommender:
     def _rebuild_indexes(self, cat, spaces=SPACES):
         from .index import VectorIndex
 
-        gen = cat.generation
         for space in spaces:
-            ids, X = self._space_vectors(cat, space)
+            with cat.snapshot():
+                gen = cat.vectors_generation
+                ids, X = self._space_vectors(cat, space)
             if len(ids) == 0:
                 for suffix in ("", ".json"):
                     try:
@@ -414,6 +415,12 @@ class Recommender:
             idx.save(self._space_path(space), meta={"space": space, "generation": gen})
             self._indexes[space] = (gen, idx)
 
+    def _space_dim(self, cat, space) -> int | None:
+        dims = cat.get_meta("dims") or {}
+        if space == "both":
+            return (dims["embedding"] + dims["tags"]) if "embedding" in dims and "tags" in dims else None
+        return dims.get(space)
+
     def _index(self, space):
         """The FAISS index of ``space``, loaded or rebuilt from the catalog if stale."""
         from .index import VectorIndex
@@ -421,20 +428,22 @@ class Recommender:
         if space not in SPACES:
             raise ParameterError(f"space={space!r}: must be one of {', '.join(SPACES)}")
         cat = self.catalog
-        gen = cat.generation
+        gen = cat.vectors_generation
         cached = self._indexes.get(space)
         if cached is not None and cached[0] == gen:
             return cached[1]
-        dim = {"embedding": None, "tags": None, "both": None}
         idx = None
         try:
-            idx = VectorIndex.load(self._space_path(space), expected_generation=gen)
+            idx = VectorIndex.load(self._space_path(space), expected_dim=self._space_dim(cat, space),
+                                   expected_generation=gen)
         except FileNotFoundError:
             logger.info("no %s index yet in %s: building it from the catalog", space, self.index_dir)
         except IndexFileError as e:
             logger.warning("%s; rebuilding it from the catalog", e)
         if idx is None:
-            ids, X = self._space_vectors(cat, space)
+            with cat.snapshot():
+                gen = cat.vectors_generation
+                ids, X = self._space_vectors(cat, space)
             if len(ids) == 0:
                 raise NotInIndexError(f"the index {self.index_dir} holds no tracks")
             idx = VectorIndex.build(ids, _unit(X))
@@ -442,7 +451,6 @@ class Recommender:
                 idx.save(self._space_path(space), meta={"space": space, "generation": gen})
             except (OSError, RecommenderError) as e:  # read-only index dir: keep it in memory
                 logger.info("could not save rebuilt %s index (%s); using it in memory", space, e)
-        del dim
         self._indexes[space] = (gen, idx)
         return idx
 

@@ -239,9 +239,14 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None) -> TagModel:
     Parameters
     ----------
     name_or_path : str or os.PathLike
-        A name from :func:`available_models` (default ``"msd-musicnn"``), or
+        A name from :func:`available_models` (default ``"msd-musicnn"``),
         the path of a weights ``.json`` (or its ``.npz``) written by
-        ``tools/convert_musicnn.py``.
+        ``tools/convert_musicnn.py``, or a classifier trained on your own
+        labels and saved by :meth:`recommender.training.MusicClassifier.save`
+        (its directory, or its name ``"custom:<directory>"``): then ``tags``
+        are its classes, ``predict_patches`` returns (class probabilities,
+        embedding), and ``source`` is the directory.  A ``classical``
+        (descriptor) model has no patches and raises :class:`ModelError`.
     threads : int, optional
         TensorFlow intra-op threads (default: the CPUs this process may use).
         Only applied if TensorFlow's runtime is not yet initialised.
@@ -264,6 +269,9 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None) -> TagModel:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise ParameterError(f"threads={threads!r}: must be a positive integer or None")
+    trained = _trained_model_dir(name_or_path)
+    if trained is not None:
+        return _load_trained(trained, threads)
     name, meta_path = _resolve(name_or_path)
     with _lock:
         cached = _cache.get(name)
@@ -271,6 +279,58 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None) -> TagModel:
             return cached
         model = _load_uncached(name, meta_path, threads)
         _cache[name] = model
+        return model
+
+
+_CUSTOM_PREFIX = "custom:"
+
+
+def _trained_model_dir(name_or_path):
+    """The directory of a model saved by ``MusicClassifier.save`` (or None).
+
+    Accepts the directory, its ``model.json``/``model.keras``, or the model's
+    ``name`` (``"custom:<directory>"``, as recorded in an index catalog).
+    """
+    if isinstance(name_or_path, str) and name_or_path in _REGISTRY:
+        return None
+    try:
+        path = os.fspath(name_or_path)
+    except TypeError:
+        return None
+    if path.startswith(_CUSTOM_PREFIX):
+        path = path[len(_CUSTOM_PREFIX):]
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(path) and os.path.basename(path) in ("model.json", "model.keras", "model.npz"):
+        path = os.path.dirname(path)
+    side = os.path.join(path, "model.json")
+    if not os.path.isfile(side):
+        if os.path.isdir(path):
+            raise ModelError(path, "a folder without model.json: not a model saved by "
+                                   "recommender.training.MusicClassifier.save")
+        return None
+    try:
+        with open(side, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ModelError(side, f"cannot read model metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "recommender-trained-model":
+        return None
+    return path, str(meta.get("weights_sha256"))
+
+
+def _load_trained(found, threads):
+    """A trained classifier as a TagModel (cached per directory and weights hash)."""
+    path, sha = found
+    key = f"{_CUSTOM_PREFIX}{path}@{sha}"
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        _configure_tensorflow(threads)
+        from ..training import load_tag_model
+
+        model = load_tag_model(path)
+        _cache[key] = model
         return model
 
 
