@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "analyze_file",
     "analyze_files",
     "patch_starts",
+    "PipelineStats",
 ]
 
 
@@ -402,6 +404,84 @@ class _Accumulator:
 _END = object()
 
 
+@dataclasses.dataclass
+class PipelineStats:
+    """Where the time of one :func:`analyze_files` run went (pass one in to fill it).
+
+    Attributes
+    ----------
+    files, failed : int
+        Tracks analysed / failed.
+    patches : int
+        Patches that went through the CNN.
+    padded_patches : int
+        Zero patches added to round a final partial batch up to a compiled shape.
+    cnn_calls : int
+        Calls of ``predict_patches``.
+    cnn_s : float
+        Wall-clock seconds inside the CNN.
+    starved_s : float
+        Seconds the CNN thread waited on an empty queue (decoding too slow).
+    starved : int
+        Times the CNN found the queue empty.
+    producer_blocked_s : float
+        Seconds decode threads waited on a full queue (the CNN too slow),
+        summed over threads.
+    wall_s : float
+        Wall-clock seconds of the whole run.
+    """
+
+    files: int = 0
+    failed: int = 0
+    patches: int = 0
+    padded_patches: int = 0
+    cnn_calls: int = 0
+    cnn_s: float = 0.0
+    starved_s: float = 0.0
+    starved: int = 0
+    producer_blocked_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def cnn_busy(self) -> float:
+        """Fraction of the run the CNN was computing."""
+        return self.cnn_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def __str__(self):
+        return (f"{self.files} files, {self.patches} patches (+{self.padded_patches} padding) in "
+                f"{self.cnn_calls} CNN calls; CNN busy {100 * self.cnn_busy:.0f}% of {self.wall_s:.1f} s, "
+                f"starved {self.starved_s:.2f} s ({self.starved}x), decoders blocked {self.producer_blocked_s:.1f} s")
+
+
+#: Niceness added to decode threads while the CNN runs in the same process.
+#: On a small machine the decode threads and TensorFlow's intra-op threads
+#: compete for the same cores; a convolution split over 2 threads waits for
+#: the slower half, so every time the scheduler hands a core to a decoder in
+#: the middle of a CNN call the other core idles at the barrier.  Niced
+#: decoders run when the CNN does not need the cores (between calls, while it
+#: waits for work), and at full speed when the queue runs dry, because the CNN
+#: then sleeps.  0 disables (also off where per-thread priorities are not
+#: supported).
+DECODE_NICE = 10
+
+
+def _lower_thread_priority(delta: int) -> None:
+    """Raise this thread's niceness by ``delta`` (Linux: per thread)."""
+    if delta <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + delta))
+    except OSError:  # pragma: no cover - not permitted / not supported
+        pass
+
+
+def _padding(n: int, bs: int) -> int:
+    """Zero patches ``predict_patches`` adds to ``n`` patches in batches of ``bs``."""
+    r = n % bs
+    return 0 if r == 0 else min(bs, 1 << (r - 1).bit_length()) - r
+
+
 def analyze_files(
     paths: Iterable,
     *,
@@ -412,12 +492,16 @@ def analyze_files(
     decode_threads: int = 2,
     on_error: str = "yield",
     descriptors: bool = False,
+    stats: PipelineStats | None = None,
 ) -> Iterator[TrackAnalysis | AnalysisFailure]:
     """Analyse many files, batching CNN calls across tracks.
 
     Decoding and the log-mel front end run in ``decode_threads`` threads
-    (libsndfile, soxr and NumPy's FFT release the GIL) while the CNN runs in
-    the calling thread on fixed-size batches of patches from several tracks.
+    (libsndfile, soxr and NumPy's FFT release the GIL) at a lower priority
+    (:data:`DECODE_NICE`) while the CNN runs in the calling thread on
+    fixed-size batches of patches from several tracks.  At most a few decoded
+    blocks wait in a bounded queue, so memory does not grow with the number
+    or the length of the files.
 
     Parameters
     ----------
@@ -430,11 +514,15 @@ def analyze_files(
     block_patches : int
         Patches per decoded block; bounds memory per file in flight.
     decode_threads : int
+        Threads decoding files (each works on one file at a time).  The
+        results do not depend on it.
     on_error : {'yield', 'raise'}
         ``'yield'`` yields an :class:`AnalysisFailure` for a bad file and goes on;
         ``'raise'`` raises its :class:`~recommender.errors.AudioError`.
     descriptors : bool
         Also compute MIR descriptors (see :mod:`recommender.descriptors`).
+    stats : PipelineStats, optional
+        Filled with where the time went (CNN busy, starved, blocked decoders).
 
     Yields
     ------
@@ -445,11 +533,15 @@ def analyze_files(
 
     if on_error not in ("yield", "raise"):
         raise ParameterError(f"on_error={on_error!r}: must be 'yield' or 'raise'")
-    if decode_threads < 1:
-        raise ParameterError(f"decode_threads={decode_threads}: must be >= 1")
+    if isinstance(decode_threads, bool) or not isinstance(decode_threads, (int, np.integer)) or decode_threads < 1:
+        raise ParameterError(f"decode_threads={decode_threads!r}: must be an integer >= 1")
+    if isinstance(block_patches, bool) or not isinstance(block_patches, (int, np.integer)) or block_patches < 1:
+        raise ParameterError(f"block_patches={block_patches!r}: must be an integer >= 1")
     sampling = Sampling.parse(sampling)
     m = _resolve_model(model)
     bs = int(batch_size or getattr(m, "batch_size", 32))
+    st = stats if stats is not None else PipelineStats()
+    t_start = time.perf_counter()
 
     path_q: queue.Queue = queue.Queue()
     paths = [os.fspath(p) for p in paths]
@@ -458,8 +550,19 @@ def analyze_files(
     # Bounded: at most this many decoded blocks wait for the CNN.
     block_q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_threads))
     stop = threading.Event()
+    blocked = [0.0] * decode_threads
 
-    def producer():
+    def producer(k):
+        _lower_thread_priority(DECODE_NICE)
+
+        def put(item):
+            try:
+                block_q.put_nowait(item)
+            except queue.Full:
+                t0 = time.perf_counter()
+                block_q.put(item)
+                blocked[k] += time.perf_counter() - t0
+
         while not stop.is_set():
             try:
                 i, p = path_q.get_nowait()
@@ -469,7 +572,7 @@ def analyze_files(
                 info = audio.info(p)
                 if info.duration_s <= 0:
                     raise AudioError(p, "contains no audio samples")
-                block_q.put(("start", i, info))
+                put(("start", i, info))
                 desc = None
                 if descriptors:
                     desc = _descriptors_for(p, info)
@@ -477,58 +580,63 @@ def analyze_files(
                 for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info):
                     if stop.is_set():
                         return
-                    block_q.put(("block", i, (starts_s, P, padded)))
+                    put(("block", i, (starts_s, P, padded)))
                     n += 1
                 if n == 0:
                     raise AudioError(p, "contains no audio samples")
-                block_q.put(("end", i, (n, desc)))
+                put(("end", i, (n, desc)))
             except RecommenderError as e:
-                block_q.put(("error", i, e))
+                put(("error", i, e))
             except MemoryError as e:
-                block_q.put(("error", i, AudioError(p, f"out of memory while decoding ({e})")))
+                put(("error", i, AudioError(p, f"out of memory while decoding ({e})")))
             except Exception as e:  # an unexpected decoder failure must not kill the run
                 logger.debug("unexpected error analysing %s", p, exc_info=True)
-                block_q.put(("error", i, AudioError(p, f"{type(e).__name__}: {e}")))
-        block_q.put((_END, None, None))
+                put(("error", i, AudioError(p, f"{type(e).__name__}: {e}")))
+        put((_END, None, None))
 
     n_threads = max(1, min(decode_threads, len(paths)))
-    threads = [threading.Thread(target=producer, daemon=True, name=f"decode-{k}") for k in range(n_threads)]
+    threads = [threading.Thread(target=producer, args=(k,), daemon=True, name=f"decode-{k}")
+               for k in range(n_threads)]
     for t in threads:
         t.start()
 
     acc: dict[int, _Accumulator] = {}
-    pend_P: list[np.ndarray] = []
-    pend_owner: list[tuple[int, int]] = []  # (file index, n patches) per pending block
+    pend_P: list[np.ndarray] = []  # decoded blocks (or their unprocessed tails) waiting for the CNN
+    pend_owner: list[list[int]] = []  # [file index, patches] per pending block
     pend_n = 0
     failed: set[int] = set()
 
     def run_batch(force=False):
-        nonlocal pend_P, pend_owner, pend_n
-        while pend_n >= bs or (force and pend_n > 0):
-            P = np.concatenate(pend_P) if len(pend_P) > 1 else pend_P[0]
-            take = P if force and pend_n < bs else P[:bs] if pend_n >= bs else P
-            probs, embs = m.predict_patches(take)
-            rest = P[len(take) :]
-            # route outputs back to owners
-            pos = 0
-            new_owner = []
-            remaining = len(take)
-            for fi, n in pend_owner:
-                if remaining <= 0:
-                    new_owner.append((fi, n))
-                    continue
-                used = min(n, remaining)
-                a = acc.get(fi)
-                if a is not None and fi not in failed:
-                    a.probs.append(probs[pos : pos + used])
-                    a.embs.append(embs[pos : pos + used])
-                pos += used
-                remaining -= used
-                if used < n:
-                    new_owner.append((fi, n - used))
-            pend_owner = new_owner
-            pend_P = [rest] if len(rest) else []
-            pend_n = len(rest)
+        """Run the CNN on every full batch pending (and the partial rest if ``force``)."""
+        nonlocal pend_P, pend_n
+        take = pend_n if force else pend_n - pend_n % bs
+        if take <= 0:
+            return
+        P = np.concatenate(pend_P) if len(pend_P) > 1 else pend_P[0]
+        t0 = time.perf_counter()
+        probs, embs = m.predict_patches(P[:take], batch_size=bs)
+        st.cnn_s += time.perf_counter() - t0
+        st.cnn_calls += -(-take // bs)
+        st.patches += take
+        st.padded_patches += _padding(take, bs)
+        rest = P[take:]
+        pend_P = [rest] if len(rest) else []
+        pend_n = len(rest)
+        # route outputs back to their tracks, in order
+        pos = 0
+        while pos < take:
+            owner = pend_owner[0]
+            fi, n = owner
+            used = min(n, take - pos)
+            a = acc.get(fi)
+            if a is not None and fi not in failed:
+                a.probs.append(probs[pos : pos + used])
+                a.embs.append(embs[pos : pos + used])
+            pos += used
+            if used == n:
+                pend_owner.pop(0)
+            else:
+                owner[1] = n - used
 
     def finished(fi) -> TrackAnalysis | None:
         a = acc[fi]
@@ -537,6 +645,7 @@ def analyze_files(
         if sum(len(x) for x in a.probs) < sum(len(x) for x in a.starts):
             return None
         del acc[fi]
+        st.files += 1
         return TrackAnalysis(
             path=a.path,
             duration_s=float(a.info.duration_s),
@@ -548,10 +657,21 @@ def analyze_files(
             descriptors=a.descriptors,
         )
 
+    def next_item():
+        try:
+            return block_q.get_nowait()
+        except queue.Empty:
+            pass
+        t0 = time.perf_counter()
+        item = block_q.get()
+        st.starved_s += time.perf_counter() - t0
+        st.starved += 1
+        return item
+
     ended = 0
     try:
         while ended < n_threads:
-            kind, fi, payload = block_q.get()
+            kind, fi, payload = next_item()
             if kind is _END:
                 ended += 1
                 if ended == n_threads:
@@ -560,26 +680,26 @@ def analyze_files(
                 acc[fi] = _Accumulator(paths[fi], payload)
             elif kind == "block":
                 starts_s, P, padded = payload
-                a = acc[fi]
+                a = acc.get(fi)
+                if a is None:  # pragma: no cover - a block after its track failed
+                    continue
                 a.starts.append(np.asarray(starts_s))
                 a.padded = a.padded or padded
                 pend_P.append(P)
-                pend_owner.append((fi, len(P)))
+                pend_owner.append([fi, len(P)])
                 pend_n += len(P)
                 run_batch()
             elif kind == "end":
                 a = acc[fi]
                 a.total_blocks, a.descriptors = payload
-                if len(acc) == 1 or block_q.empty():
-                    # nothing else is coming soon: do not hold this track back
+                if block_q.empty():
+                    # nothing decoded is waiting (the CNN would idle): do not
+                    # hold this track back for a full batch
                     run_batch(force=True)
             elif kind == "error":
                 failed.add(fi)
                 acc.pop(fi, None)
-                pend_drop = [(f, n) for f, n in pend_owner if f == fi]
-                if pend_drop:
-                    # keep the patches in the batch stream but discard their outputs
-                    pass
+                st.failed += 1
                 if on_error == "raise":
                     raise payload
                 yield AnalysisFailure(paths[fi], payload.reason if hasattr(payload, "reason") else str(payload), payload)
@@ -600,6 +720,8 @@ def analyze_files(
                 block_q.get(timeout=0.05)
             except queue.Empty:
                 pass
+        st.producer_blocked_s += sum(blocked)
+        st.wall_s += time.perf_counter() - t_start
 
 
 def _descriptors_for(path, info) -> dict | None:

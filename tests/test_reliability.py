@@ -438,3 +438,56 @@ def test_read_only_index_directory(demo_collection):
         shutil.rmtree(base, ignore_errors=True)
     assert "QUERY 1" in r.stdout, r.stdout + r.stderr
     assert "CLEAR" in r.stdout and "idx" in r.stdout, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- fuzzing
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def saved_index(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fuzz")
+    rng = np.random.default_rng(0)
+    vi = VectorIndex.build(np.arange(20, dtype=np.int64), rng.random((20, 16), dtype=np.float32))
+    p = str(d / "x.faiss")
+    vi.save(p, meta={"space": "embedding", "generation": 1})
+    return p, open(p, "rb").read(), open(p + ".json", "rb").read()
+
+
+@_FUZZ
+@given(data=st.binary(max_size=4096), keep_sidecar=st.booleans(), mutate_at=st.integers(min_value=0))
+def test_index_loader_on_arbitrary_bytes(tmp_path, saved_index, data, keep_sidecar, mutate_at):
+    _, good, sidecar = saved_index
+    p = tmp_path / "f.faiss"
+    if keep_sidecar and good:
+        # a real sidecar with a corrupted index file: flip bytes in place
+        blob = bytearray(good)
+        for i, b in enumerate(data[:16]):
+            blob[(mutate_at + i) % len(blob)] ^= b or 1
+        p.write_bytes(bytes(blob))
+        (tmp_path / "f.faiss.json").write_bytes(sidecar)
+    else:
+        p.write_bytes(data)
+        (tmp_path / "f.faiss.json").write_bytes(data[::-1])
+    try:
+        VectorIndex.load(str(p))
+    except RecommenderError:
+        pass  # only the package's own errors may come out
+
+
+@_FUZZ
+@given(data=st.binary(max_size=8192), keep_header=st.booleans())
+def test_catalog_loader_on_arbitrary_bytes(tmp_path, data, keep_header):
+    p = tmp_path / "catalog.sqlite"
+    if keep_header:
+        data = b"SQLite format 3\x00" + data
+    p.write_bytes(data)
+    try:
+        with Catalog(p, mode="r") as c:
+            c.tracks()
+    except RecommenderError:
+        pass
+    assert p.read_bytes() == data
