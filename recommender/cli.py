@@ -303,7 +303,7 @@ _COMMAND_MODULES = ("cli_describe", "cli_playlists", "cli_train")
 
 
 #: Commands that always run the CNN: TensorFlow is imported up front, quietly.
-_TF_COMMANDS = {"demo", "classify", "index", "train", "evaluate"}
+_TF_COMMANDS = {"demo", "classify", "index", "train", "evaluate", "predict"}
 
 
 def _import_tensorflow_quietly():
