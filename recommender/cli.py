@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None)
     g = s.add_mutually_exclusive_group()
     g.add_argument("--full", action="store_true", help="analyse whole tracks instead of spread patches")
-    g.add_argument("--sampling", default=None, help="'full' or 'spread:N' (default spread:16)")
+    g.add_argument("--sampling", default=None, help="'full' or 'spread:N' (default spread:8)")
     s.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     s.add_argument("--no-descriptors", action="store_true", help="skip tempo/key/timbre descriptors")
     s.add_argument("--dask", default=None, metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)")
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", metavar="QUERY")
     s.add_argument("--index", default=DEFAULT_INDEX_DIR)
     s.add_argument("-k", type=int, default=10)
-    s.add_argument("--space", choices=["embedding", "tags", "both"], default="embedding")
+    s.add_argument("--space", choices=["similarity", "embedding", "tags", "both"], default="similarity")
     s.add_argument("--hubness", choices=["none", "mp", "csls"], default="none",
                    help="re-rank with a hubness correction (default none)")
     s.add_argument("--exclude-same-artist", action="store_true")

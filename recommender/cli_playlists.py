@@ -138,7 +138,7 @@ def add_commands(sub) -> None:
     """Add ``playlist``, ``map``, ``duplicates`` and ``hubness`` to the CLI's subparsers."""
     from .recommender import DEFAULT_INDEX_DIR
 
-    spaces = ["embedding", "tags", "both"]
+    spaces = ["similarity", "embedding", "tags", "both"]
     s = sub.add_parser("playlist", help="radio from seed tracks, or a smooth path from one track to another")
     s.add_argument("seeds", nargs="+", metavar="SEED", help="track id or indexed path (one or more)")
     s.add_argument("--index", default=DEFAULT_INDEX_DIR)

@@ -333,7 +333,7 @@ def test_hostile_index_files_give_clear_errors_and_no_side_effects(tmp_path, dem
         VectorIndex.load(faiss_path, expected_dim=200)
     # the facade notices the mismatch and rebuilds the derived file from the catalog
     r = Recommender(rec.index_dir)
-    assert len(r.similar(1, k=3)) == 3
+    assert len(r.similar(1, k=3, space="embedding")) == 3
     assert VectorIndex.load(faiss_path).dim == 200
 
 
