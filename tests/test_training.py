@@ -288,7 +288,7 @@ def test_trained_model_backs_index_and_classify(dataset, head_model, data_dir, t
     rep = rec.update([str(data_dir)], jobs=1)
     assert rep.added == 3 * PER_CLASS and rep.failed == 1  # broken.wav
     info = rec.info()
-    assert info["dims"] == {"embedding": 200, "tags": 3} and info["model"] == m.name
+    assert info["dims"]["embedding"] == 200 and info["dims"]["tags"] == 3 and info["model"] == m.name
     reopened = Recommender(tmp_path / "idx")  # the model comes back from the catalog's model name
     assert reopened.model is m
     q = test["path"].iloc[1]
