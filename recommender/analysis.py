@@ -208,12 +208,17 @@ def _waveform_blocks(y: np.ndarray, block_patches: int) -> Iterator[tuple[np.nda
         yield starts[i : i + block_patches], P[i : i + block_patches], padded
 
 
-def _stream_blocks(chunks: Iterable[np.ndarray], block_patches: int) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
+def _stream_blocks(
+    chunks: Iterable[np.ndarray], block_patches: int, first_block: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
     """Full-track patches from a stream of 16 kHz blocks, frames identical to
     :func:`features.logmel` on the concatenated signal.
 
-    Keeps at most one block plus one patch window of samples in memory.
+    Keeps at most one block plus one patch window of samples in memory.  The
+    first block has at most ``first_block`` patches (so the CNN can start
+    early), the others ``block_patches``.
     """
+    limit = min(first_block or block_patches, block_patches)
     half = features.N_FFT // 2
     W = features.PATCH_WINDOW_SAMPLES
     H = features.PATCH_HOP_SAMPLES
@@ -227,10 +232,11 @@ def _stream_blocks(chunks: Iterable[np.ndarray], block_patches: int) -> Iterator
     head = np.zeros(0, dtype=np.float32)
 
     def flush():
-        nonlocal out_starts, out_P
+        nonlocal out_starts, out_P, limit
         if out_P:
             yield np.asarray(out_starts), np.stack(out_P), False
             out_starts, out_P = [], []
+            limit = block_patches
 
     for chunk in chunks:
         chunk = np.asarray(chunk, dtype=np.float32)
@@ -250,7 +256,7 @@ def _stream_blocks(chunks: Iterable[np.ndarray], block_patches: int) -> Iterator
             out_starts.append(next_patch * features.PATCH_SECONDS)
             out_P.append(features.window_logmel(buf[off : off + W]))
             next_patch += 1
-            if len(out_P) >= block_patches:
+            if len(out_P) >= limit:
                 yield from flush()
         # drop samples no later patch needs
         keep_from = next_patch * H - buf_start
@@ -281,14 +287,15 @@ def _stream_blocks(chunks: Iterable[np.ndarray], block_patches: int) -> Iterator
     yield from flush()
 
 
-def _file_blocks(path: str, sampling: Sampling, block_patches: int, info):
+def _file_blocks(path: str, sampling: Sampling, block_patches: int, info, first_block: int | None = None):
     """Yield ``(starts_s, patches, padded)`` blocks for one file."""
     from . import audio
 
     n_samples = int(round(info.duration_s * features.SR))
     starts = patch_starts(n_samples, sampling)
     if starts is None:
-        yield from _stream_blocks(audio.stream(path, sr=features.SR), block_patches)
+        # 15-s decode blocks: 5 patches each, a small fraction of the queue's memory
+        yield from _stream_blocks(audio.stream(path, sr=features.SR, block_s=15.0), block_patches, first_block)
         return
     half = features.N_FFT // 2
     win_starts_s = (starts - half) / features.SR
@@ -453,29 +460,6 @@ class PipelineStats:
                 f"starved {self.starved_s:.2f} s ({self.starved}x), decoders blocked {self.producer_blocked_s:.1f} s")
 
 
-#: Niceness added to decode threads while the CNN runs in the same process.
-#: On a small machine the decode threads and TensorFlow's intra-op threads
-#: compete for the same cores; a convolution split over 2 threads waits for
-#: the slower half, so every time the scheduler hands a core to a decoder in
-#: the middle of a CNN call the other core idles at the barrier.  Niced
-#: decoders run when the CNN does not need the cores (between calls, while it
-#: waits for work), and at full speed when the queue runs dry, because the CNN
-#: then sleeps.  0 disables (also off where per-thread priorities are not
-#: supported).
-DECODE_NICE = 10
-
-
-def _lower_thread_priority(delta: int) -> None:
-    """Raise this thread's niceness by ``delta`` (Linux: per thread)."""
-    if delta <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + delta))
-    except OSError:  # pragma: no cover - not permitted / not supported
-        pass
-
-
 def _padding(n: int, bs: int) -> int:
     """Zero patches ``predict_patches`` adds to ``n`` patches in batches of ``bs``."""
     r = n % bs
@@ -497,9 +481,8 @@ def analyze_files(
     """Analyse many files, batching CNN calls across tracks.
 
     Decoding and the log-mel front end run in ``decode_threads`` threads
-    (libsndfile, soxr and NumPy's FFT release the GIL) at a lower priority
-    (:data:`DECODE_NICE`) while the CNN runs in the calling thread on
-    fixed-size batches of patches from several tracks.  At most a few decoded
+    (libsndfile, soxr and NumPy's FFT release the GIL) while the CNN runs in
+    the calling thread on fixed-size batches of patches from several tracks.  At most a few decoded
     blocks wait in a bounded queue, so memory does not grow with the number
     or the length of the files.
 
@@ -553,7 +536,7 @@ def analyze_files(
     blocked = [0.0] * decode_threads
 
     def producer(k):
-        _lower_thread_priority(DECODE_NICE)
+        started_any = False
 
         def put(item):
             try:
@@ -577,7 +560,10 @@ def analyze_files(
                 if descriptors:
                     desc = _descriptors_for(p, info)
                 n = 0
-                for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info):
+                # the first file's first block is one batch: the CNN starts early
+                first = bs if not started_any else None
+                started_any = True
+                for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info, first):
                     if stop.is_set():
                         return
                     put(("block", i, (starts_s, P, padded)))

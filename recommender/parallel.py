@@ -24,6 +24,13 @@ __all__ = ["analyse_parallel", "analyse_chunk"]
 CHUNK_FILES = 8
 
 
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _model_ref(model) -> str:
     """What a worker needs to load the same model: its name or file path."""
     return os.fspath(getattr(model, "source", None) or model.name)
@@ -68,7 +75,10 @@ def analyse_parallel(
         return
     from joblib import Parallel, delayed
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # TensorFlow threads per worker: the CPUs this process may use (affinity,
+    # not the machine's core count) shared among the workers, so that jobs=2
+    # on 2 allowed CPUs gives 1 thread each instead of oversubscribing.
+    threads = max(1, _cpu_count() // jobs)
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
     for results in par(delayed(analyse_chunk)(c, ref, sampling.name, descriptors, threads) for c in chunks):
         yield from results
