@@ -7,7 +7,7 @@ matplotlib with the ``Agg`` backend, imported only when a figure is drawn.
   top genre, artist, album or folder; a PNG and a DataFrame of coordinates.
 * :func:`tag_groups`, :func:`profiles`, :func:`plot_profiles` -- per-album
   or per-artist mean tag probabilities for one group of tags (genre, mood,
-  instrument/voice, era).
+  instruments/voice, era).
 * :func:`closest_pairs` -- the most similar pairs of tracks in the collection.
 * :func:`near_duplicates` -- the same recording twice (same content hash, or
   near-identical embeddings: another encoding, a copy).
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 
 import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
+from . import profiles as _profiles
 from .playlists import DUPLICATE_COSINE, _all_vectors, _check_space, _meta
 
 logger = logging.getLogger(__name__)
@@ -39,67 +39,23 @@ __all__ = [
     "near_duplicates",
 ]
 
-# Tag vocabularies of the shipped models (MSD and MagnaTagATune musicnn),
-# case-folded.  Unknown tags go to 'era' if they look like '70s', else 'other'.
-_GENRE = {
-    "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
-    "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock", "ambient",
-    "experimental", "hip-hop", "country", "funk", "electro", "heavy metal", "progressive rock", "rnb",
-    "indie pop", "house", "easy listening", "classical", "techno", "new age", "opera", "indian", "choral",
-    "classic",
-}
-_MOOD = {
-    "beautiful", "chillout", "mellow", "chill", "party", "sexy", "catchy", "sad", "happy", "slow", "fast",
-    "loud", "quiet", "soft", "weird",
-}
-_INSTRUMENT = {
-    "female vocalists", "male vocalists", "female vocalist", "instrumental", "acoustic", "guitar", "strings",
-    "drums", "piano", "beat", "beats", "violin", "vocal", "vocals", "synth", "female", "male", "singing",
-    "no vocals", "no vocal", "no voice", "harpsichord", "flute", "woman", "man", "sitar", "solo", "choir",
-    "voice", "male voice", "male vocal", "female vocal", "female voice", "harp", "cello",
-}
-_ERA = {"60s", "70s", "80s", "90s", "00s", "oldies"}
-
-#: Tag groups, in display order.
-TAG_GROUPS = ("genre", "mood", "instrument", "era", "other")
-
-
-def _group_of(tag: str) -> str:
-    t = tag.strip().casefold()
-    if t in _GENRE:
-        return "genre"
-    if t in _MOOD:
-        return "mood"
-    if t in _INSTRUMENT:
-        return "instrument"
-    if t in _ERA or re.fullmatch(r"(19|20)?\d0s", t):
-        return "era"
-    return "other"
+#: Tag groups, in display order (the grouping of :mod:`recommender.profiles`).
+TAG_GROUPS = _profiles.GROUPS
 
 
 def tag_groups(tags) -> dict:
-    """Group tag names into genre, mood, instrument (incl. voice), era and other.
+    """Group tag names into genre, mood, instruments (incl. voice), era and other.
 
-    Parameters
-    ----------
-    tags : list of str
-        Tag names, e.g. ``rec.catalog.get_meta("tags")``.
-
-    Returns
-    -------
-    dict
-        ``{group: [tags in model order]}`` for every group of
-        :data:`TAG_GROUPS` (possibly empty lists).
+    Same grouping as :func:`recommender.profiles.tag_groups`, but every group
+    of :data:`TAG_GROUPS` is present (possibly as an empty list).
 
     Examples
     --------
     >>> tag_groups(["rock", "Mellow", "guitar", "80s", "xyz"])
-    {'genre': ['rock'], 'mood': ['Mellow'], 'instrument': ['guitar'], 'era': ['80s'], 'other': ['xyz']}
+    {'genre': ['rock'], 'mood': ['Mellow'], 'instruments': ['guitar'], 'era': ['80s'], 'other': ['xyz']}
     """
-    out = {g: [] for g in TAG_GROUPS}
-    for t in tags:
-        out[_group_of(t)].append(t)
-    return out
+    groups = _profiles.tag_groups(list(tags))
+    return {g: groups.get(g, []) for g in TAG_GROUPS}
 
 
 def tag_frame(rec) -> pd.DataFrame:
@@ -151,7 +107,7 @@ def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
     rec : Recommender
     by : {'album', 'artist', 'folder'} or mapping
         See :func:`group_labels`.
-    group : {'genre', 'mood', 'instrument', 'era', 'other', 'all'}
+    group : {'genre', 'mood', 'instruments', 'era', 'other', 'all'}
         Which tags (see :func:`tag_groups`).
     top : int, optional
         Keep only the ``top`` tags with the highest mean over the collection.

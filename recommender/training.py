@@ -71,7 +71,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -83,6 +82,7 @@ import numpy as np
 
 from . import features
 from .errors import AudioError, ModelError, ParameterError, RecommenderError
+from .models import _sha256
 
 __all__ = [
     "MODES",
@@ -113,12 +113,6 @@ _EXCLUDED_DESCRIPTORS = {"duration_s", "key", "mode"}
 _SEG_FRAMES = 2 * features.PATCH_FRAMES  # log-mel kept per sampled position: room for random crops
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # =========================================================================== inputs

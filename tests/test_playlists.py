@@ -293,7 +293,7 @@ def test_tag_groups_cover_msd_tags():
     g = explore.tag_groups(msd)
     assert {"rock", "pop", "jazz", "electronic", "Hip-Hop", "House", "alternative"} <= set(g["genre"])
     assert {"Mellow", "chill", "sad", "happy", "beautiful", "party"} <= set(g["mood"])
-    assert {"female vocalists", "instrumental", "guitar"} <= set(g["instrument"])
+    assert {"female vocalists", "instrumental", "guitar"} <= set(g["instruments"])
     assert {"00s", "80s"} <= set(g["era"])
     assert sum(map(len, g.values())) == len(msd)
 
