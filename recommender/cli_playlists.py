@@ -23,16 +23,7 @@ def _cli():
 
 def _track_arg(q):
     """A track id (digits that are not an existing file) or a path."""
-    return int(q) if q.strip().isdigit() and not os.path.exists(q) else q
-
-
-def _none_if_nan(v):
-    try:
-        if v is None or v != v:
-            return None
-    except TypeError:
-        return v
-    return v
+    return _cli()._query_arg(q)
 
 
 def cmd_playlist(args) -> int:
@@ -59,11 +50,11 @@ def cmd_playlist(args) -> int:
             include_seeds=args.include_seeds,
             hubness=hubness,
         )
-    rows = df.to_dict(orient="records")
+    rows = _cli().records(df)
     if args.m3u:
         _cli()._write_m3u(args.m3u, rows)
     if args.json:
-        _cli()._print_json([{k: _none_if_nan(r.get(k)) for k in PLAYLIST_JSON_KEYS} for r in rows])
+        _cli()._print_json([{k: r.get(k) for k in PLAYLIST_JSON_KEYS} for r in rows])
         return 0
     import pandas as pd
 
@@ -103,7 +94,7 @@ def cmd_duplicates(args) -> int:
     df = explore.near_duplicates(rec, threshold=args.threshold, space=args.space)
     if args.json:
         keep = ["id_a", "id_b", "cosine", "reason", "path_a", "path_b"]
-        _cli()._print_json([{k: _none_if_nan(r[k]) for k in keep} for r in df.to_dict(orient="records")])
+        _cli()._print_json([{k: r[k] for k in keep} for r in _cli().records(df)])
         return 0
     if len(df) == 0:
         print(f"no duplicates (same content, or cosine >= {args.threshold})")
