@@ -32,8 +32,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Recommender": ("recommender.recommender", "Recommender"),
-    "classify": ("recommender.classify", "classify"),
-    "Classification": ("recommender.classify", "Classification"),
+    "classify": ("recommender.tagging", "classify"),
+    "Classification": ("recommender.tagging", "Classification"),
     "Sampling": ("recommender.analysis", "Sampling"),
     "analyze_file": ("recommender.analysis", "analyze_file"),
     "analyze_files": ("recommender.analysis", "analyze_files"),
@@ -44,7 +44,7 @@ _LAZY = {
     "describe": ("recommender.descriptors", "describe"),
     "describe_file": ("recommender.descriptors", "describe_file"),
     "describe_files": ("recommender.descriptors", "describe_files"),
-    "explain": ("recommender.explain", "explain"),
+    "explain": ("recommender.explanations", "explain"),
     "profile": ("recommender.profiles", "profile"),
     "profile_text": ("recommender.profiles", "profile_text"),
     "timeline": ("recommender.profiles", "timeline"),

@@ -57,7 +57,7 @@ def _write_m3u(path, rows):
 
 # --------------------------------------------------------------------------- commands
 def cmd_classify(args) -> int:
-    from .classify import classify
+    from .tagging import classify
     from .models import load_model
 
     model = load_model(args.model) if args.model else load_model()

@@ -91,7 +91,7 @@ def cmd_describe(args) -> int:
         return 2
     model = None
     if args.tags:
-        from .classify import classify
+        from .tagging import classify
         from .profiles import profile, profile_text
 
         model = _load_model(args.model)
@@ -134,7 +134,7 @@ def cmd_describe(args) -> int:
 # --------------------------------------------------------------------------- explain
 def cmd_explain(args) -> int:
     from .cli import _print_json, _query_arg
-    from .explain import explain
+    from .explanations import explain
     from .recommender import Recommender
 
     rec = Recommender(args.index)

@@ -324,7 +324,7 @@ def _tag_matrix(source, sr, model, top):
     import pandas as pd
 
     from . import features
-    from .classify import Classification
+    from .tagging import Classification
 
     if isinstance(source, Classification):
         tl, name = source.timeline, os.path.basename(source.path) if source.path else "track"
@@ -342,7 +342,7 @@ def _tag_matrix(source, sr, model, top):
         p = source.attrs.get("path")
         name = os.path.basename(p) if p else "track"
     else:
-        from .classify import classify
+        from .tagging import classify
 
         if isinstance(source, (str, os.PathLike)):
             if sr is not None:

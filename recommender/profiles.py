@@ -363,7 +363,7 @@ def timeline(source, *, sr=None, segment_s: float = 6.0, model=None, classificat
         raise ParameterError("source: holds no audio samples")
     tt = d.tempo_timeline(y, sr=d.DESCRIPTOR_SR, segment_s=segment_s)
     if classification is None:
-        from .classify import classify
+        from .tagging import classify
 
         classification = classify(y, sr=d.DESCRIPTOR_SR, model=model)
     ptl = classification.timeline

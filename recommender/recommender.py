@@ -571,7 +571,7 @@ class Recommender:
         -------
         Classification
         """
-        from .classify import Classification, classification_from_analysis
+        from .tagging import Classification, classification_from_analysis
 
         tid = self.resolve(query) if not isinstance(query, np.ndarray) else None
         if tid is not None:
@@ -797,7 +797,7 @@ class Recommender:
         if explain and len(df):
             if qid is None and not isinstance(query, (str, os.PathLike)):
                 raise ParameterError("explain=True needs a track or a file as the query, not a vector")
-            from .explain import explain_results
+            from .explanations import explain_results
 
             df["why"] = explain_results(self, qid if qid is not None else query, df)
         return df

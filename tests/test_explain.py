@@ -119,7 +119,7 @@ def test_profile_and_text_on_known_series():
 
 # --------------------------------------------------------------------------- explanations
 def test_explain_same_style_shares_tags(rec, ids):
-    from recommender.explain import Explanation, explain
+    from recommender.explanations import Explanation, explain
 
     a, b = ids["techno"]
     e = explain(rec, a, b)
@@ -147,7 +147,7 @@ def test_explain_same_style_shares_tags(rec, ids):
 
 
 def test_explain_files_mentions_tempo(rec, tmp_path):
-    from recommender.explain import explain
+    from recommender.explanations import explain
 
     a = _write(tmp_path / "clicks80.wav", _clicks(80))
     b = _write(tmp_path / "clicks160.wav", _clicks(160))
@@ -169,7 +169,7 @@ def test_explain_files_mentions_tempo(rec, tmp_path):
 
 
 def test_explain_results_annotates_similar(rec, ids):
-    from recommender.explain import explain_results
+    from recommender.explanations import explain_results
 
     q = ids["rock"][0]
     df = rec.similar(q, k=3)

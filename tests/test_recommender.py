@@ -246,3 +246,19 @@ def test_cli_classify_json_and_exit_code(tmp_path, demo_collection):
     r = _cli("classify", paths[0])
     assert r.returncode == 0 and os.path.basename(paths[0]) in r.stdout
     assert "oneDNN" not in r.stderr and "cuInit" not in r.stderr
+
+
+def test_top_level_names_are_not_shadowed_by_submodules():
+    import importlib
+    import pkgutil
+
+    import recommender
+
+    for mod in pkgutil.iter_modules(recommender.__path__):  # every submodule imported
+        if not mod.name.startswith("cli_"):
+            importlib.import_module(f"recommender.{mod.name}")
+    from recommender import classify
+
+    assert callable(classify) and classify.__name__ == "classify"
+    for name in recommender.__all__:
+        assert not isinstance(getattr(recommender, name), type(recommender)), name

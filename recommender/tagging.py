@@ -1,4 +1,8 @@
-"""Track-level classification: "what is this?" (tags with confidence, over time)."""
+"""Track-level classification: "what is this?" (tags with confidence, over time).
+
+The module is called ``tagging`` so that ``recommender.classify`` stays the
+function (a submodule of the same name would shadow it once imported).
+"""
 
 from __future__ import annotations
 
