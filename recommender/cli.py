@@ -302,41 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES = ("cli_describe", "cli_playlists", "cli_train")
 
 
-#: Commands that always run the CNN: TensorFlow is imported up front, quietly.
-_TF_COMMANDS = {"demo", "classify", "index", "train", "evaluate", "predict"}
-
-
-def _import_tensorflow_quietly():
-    """Import TensorFlow and initialise its devices with the C++ start-up
-    chatter (oneDNN notice, CUDA probing on machines without a GPU) sent to
-    /dev/null; Python errors still propagate."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow as tf
-
-                tf.config.list_physical_devices()
-            except ImportError:
-                pass  # reported properly when the model is loaded
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.command in _TF_COMMANDS and args.verbose < 2:
-        _import_tensorflow_quietly()
+    if args.verbose < 2:
+        from . import models
+
+        models.QUIET_STARTUP = True  # TensorFlow is imported only if a command needs the CNN
     try:
         return int(args.func(args) or 0)
     except RecommenderError as e:

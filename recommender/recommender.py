@@ -80,7 +80,8 @@ class UpdateReport:
             f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
             f"unchanged {self.unchanged}, failed {self.failed}"
             + (f" (+{self.skipped_failed} known failures skipped)" if self.skipped_failed else "")
-            + f" in {self.seconds:.1f} s ({rtf:.0f}x real time)"
+            + f" in {self.seconds:.1f} s"
+            + (f" ({rtf:.0f}x real time)" if self.audio_seconds > 0 else "")
         )
 
 
@@ -149,9 +150,37 @@ class Recommender:
             self._model = load_model(name) if name else load_model()
         return self._model
 
-    def _analysis_key(self) -> str:
+    def _analysis_key(self, identity=None) -> str:
+        name, sha = identity or (self.model.name, self.model.weights_sha256)
+        return f"{name}:{sha[:16]}:{self.sampling.name}"
+
+    def _model_identity(self, cat) -> tuple[str, str]:
+        """(name, weights sha256) of the model an update uses.
+
+        When the index already records its model and no other was asked for,
+        this comes from the catalog, so a re-scan that finds nothing to analyse
+        never loads TensorFlow.
+        """
+        name, sha = cat.get_meta("model_name"), cat.get_meta("weights_sha256")
+        asked = self._model
+        if name and sha and (asked is None or (isinstance(asked, str) and asked == name)):
+            return name, sha
         m = self.model
-        return f"{m.name}:{m.weights_sha256[:16]}:{self.sampling.name}"
+        return m.name, m.weights_sha256
+
+    def _check_model(self, cat):
+        """Load the analysis model and check it against (or record it in) the catalog."""
+        from . import features
+
+        model = self.model
+        cat.check_compatible(
+            model_name=model.name,
+            weights_sha256=model.weights_sha256,
+            dims={"embedding": model.embedding_dim, "tags": model.n_tags},
+        )
+        if cat.get_meta("frontend") is None:
+            cat.set_meta(frontend=features.FRONTEND_PARAMS, tags=list(model.tags))
+        return model
 
     # ---------------------------------------------------------------- catalog
     @property
@@ -232,17 +261,9 @@ class Recommender:
         os.makedirs(self.index_dir, exist_ok=True)
         self.close()
         with Catalog(self.catalog_path, mode="c") as cat:
-            model = self.model
-            cat.check_compatible(
-                model_name=model.name,
-                weights_sha256=model.weights_sha256,
-                dims={"embedding": model.embedding_dim, "tags": model.n_tags},
-            )
-            from . import features
-
-            if cat.get_meta("frontend") is None:
-                cat.set_meta(frontend=features.FRONTEND_PARAMS, tags=list(model.tags))
-            key = self._analysis_key()
+            if not cat.get_meta("model_name"):
+                self._check_model(cat)  # a new index records its model up front
+            key = self._analysis_key(self._model_identity(cat))
 
             # 1. discover files
             walk_errors: list = []
@@ -316,10 +337,11 @@ class Recommender:
 
             # 5. analyse and commit as results arrive
             if todo:
+                self._check_model(cat)
                 self._analyse_into(cat, todo, changed_paths, key, report, jobs=jobs, progress=progress,
                                    descriptors=descriptors, client=client)
-            # 6. derived FAISS indexes
-            self._rebuild_indexes(cat)
+            # 6. derived FAISS indexes (only where stale: an unchanged re-scan rebuilds nothing)
+            self._rebuild_indexes(cat, only_stale=True)
         report.seconds = time.perf_counter() - t0
         logger.info("index %s: %s", self.index_dir, report)
         return report
@@ -453,10 +475,21 @@ class Recommender:
             return ids, _both(E, T)
         return cat.vectors(space)
 
-    def _rebuild_indexes(self, cat, spaces=SPACES):
+    def _index_is_current(self, space, gen) -> bool:
+        from .index import VectorIndex
+
+        try:
+            side = VectorIndex.read_sidecar(self._space_path(space))
+        except (OSError, RecommenderError):
+            return False
+        return os.path.exists(self._space_path(space)) and side.get("generation") == gen
+
+    def _rebuild_indexes(self, cat, spaces=SPACES, *, only_stale=False):
         from .index import VectorIndex
 
         for space in spaces:
+            if only_stale and self._index_is_current(space, cat.vectors_generation):
+                continue
             with cat.snapshot():
                 gen = cat.vectors_generation
                 ids, X = self._space_vectors(cat, space)

@@ -262,3 +262,17 @@ def test_top_level_names_are_not_shadowed_by_submodules():
     assert callable(classify) and classify.__name__ == "classify"
     for name in recommender.__all__:
         assert not isinstance(getattr(recommender, name), type(recommender)), name
+
+
+def test_unchanged_rescan_does_not_load_the_model(built):
+    rec, _, music, bad = built
+    code = (
+        "import sys\n"
+        "from recommender import Recommender\n"
+        f"rep = Recommender({rec.index_dir!r}).update([{str(music)!r}], progress=False)\n"
+        "assert rep.added == rep.updated == rep.removed == 0, rep\n"
+        f"assert rep.unchanged == 8 and rep.skipped_failed == {len(bad)}, rep\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -14,10 +14,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 
 import numpy as np
@@ -68,18 +70,47 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: When True (the CLI sets it), TensorFlow's C++ start-up chatter (the oneDNN
+#: notice, CUDA probing on machines without a GPU) is sent to /dev/null while
+#: TensorFlow is imported and initialised.  Python exceptions still propagate.
+QUIET_STARTUP = False
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool):
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _configure_tensorflow(threads):
     """Import TensorFlow; set its thread pools if it is not initialised yet."""
-    import tensorflow as tf
+    with _quiet_stderr(QUIET_STARTUP):
+        import tensorflow as tf
 
-    intra = _cpu_count() if threads is None else int(threads)
-    try:
-        if tf.config.threading.get_intra_op_parallelism_threads() == 0:
-            tf.config.threading.set_intra_op_parallelism_threads(intra)
-        if tf.config.threading.get_inter_op_parallelism_threads() == 0:
-            tf.config.threading.set_inter_op_parallelism_threads(2)
-    except RuntimeError:  # runtime already initialised by the caller: keep its settings
-        logger.debug("TensorFlow already initialised; thread settings left as they are")
+        intra = _cpu_count() if threads is None else int(threads)
+        try:
+            if tf.config.threading.get_intra_op_parallelism_threads() == 0:
+                tf.config.threading.set_intra_op_parallelism_threads(intra)
+            if tf.config.threading.get_inter_op_parallelism_threads() == 0:
+                tf.config.threading.set_inter_op_parallelism_threads(2)
+        except RuntimeError:  # runtime already initialised by the caller: keep its settings
+            logger.debug("TensorFlow already initialised; thread settings left as they are")
+        if QUIET_STARTUP:
+            tf.config.list_logical_devices()  # initialise the runtime (and its device probing) now
     return tf
 
 
