@@ -36,15 +36,23 @@ def _model_ref(model) -> str:
     return os.fspath(getattr(model, "source", None) or model.name)
 
 
-def analyse_chunk(paths: Sequence[str], model_ref: str, sampling: str, descriptors: bool, threads: int | None):
+def analyse_chunk(paths: Sequence[str], model_ref: str, sampling: str, descriptors: bool, threads: int | None,
+                  quiet: bool = False):
     """Worker entry point: analyse ``paths`` with the model ``model_ref``.
 
     Returns a list of :class:`TrackAnalysis` / :class:`AnalysisFailure`.
     """
-    from .models import load_model
+    from . import models
 
-    m = load_model(model_ref, threads=threads)
+    models.QUIET_STARTUP = models.QUIET_STARTUP or quiet  # as in the parent (the CLI sets it)
+    m = models.load_model(model_ref, threads=threads)
     return list(analyze_files(paths, model=m, sampling=sampling, descriptors=descriptors, decode_threads=1))
+
+
+def _quiet() -> bool:
+    from . import models
+
+    return models.QUIET_STARTUP
 
 
 def _chunks(paths, n):
@@ -80,7 +88,7 @@ def analyse_parallel(
     # on 2 allowed CPUs gives 1 thread each instead of oversubscribing.
     threads = max(1, _cpu_count() // jobs)
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    for results in par(delayed(analyse_chunk)(c, ref, sampling.name, descriptors, threads) for c in chunks):
+    for results in par(delayed(analyse_chunk)(c, ref, sampling.name, descriptors, threads, _quiet()) for c in chunks):
         yield from results
 
 
@@ -93,7 +101,7 @@ def _dask(chunks, ref, sampling_name, descriptors, client):
         own = True
     try:
         futures = [
-            client.submit(analyse_chunk, c, ref, sampling_name, descriptors, 1, pure=False) for c in chunks
+            client.submit(analyse_chunk, c, ref, sampling_name, descriptors, 1, _quiet(), pure=False) for c in chunks
         ]
         for fut in as_completed(futures):
             yield from fut.result()
