@@ -623,7 +623,7 @@ class Recommender:
             raise NotInIndexError(f"{query!r} is neither an indexed track nor an existing file")
         from .analysis import analyze_file
 
-        res = analyze_file(query, model=self.model, sampling=sampling if sampling is not None else None)
+        res = analyze_file(query, model=self.model, sampling=sampling)
         return classification_from_analysis(res, self.model)
 
     def _query_vectors(self, query, space):
