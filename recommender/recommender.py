@@ -309,6 +309,7 @@ class Recommender:
                     if p not in found and (p in paths or any(p.startswith(r) for r in roots)):
                         missing[p] = st
             # 3. moves: a new file whose content hash is a missing track's
+            hashes: dict[str, str] = {}  # computed once, reused when the track is stored
             if missing:
                 by_hash = {st[3]: (p, st) for p, st in missing.items() if st[3]}
                 still = []
@@ -317,7 +318,7 @@ class Recommender:
                         still.append(fe)
                         continue
                     try:
-                        h = collection.content_hash(fe.path, size=fe.size)
+                        h = hashes[fe.path] = collection.content_hash(fe.path, size=fe.size)
                     except OSError:
                         still.append(fe)
                         continue
@@ -338,7 +339,7 @@ class Recommender:
             # 5. analyse and commit as results arrive
             if todo:
                 self._check_model(cat)
-                self._analyse_into(cat, todo, changed_paths, key, report, jobs=jobs, progress=progress,
+                self._analyse_into(cat, todo, changed_paths, key, report, hashes, jobs=jobs, progress=progress,
                                    descriptors=descriptors, client=client)
             # 6. derived FAISS indexes (only where stale: an unchanged re-scan rebuilds nothing)
             self._rebuild_indexes(cat, only_stale=True)
@@ -348,7 +349,7 @@ class Recommender:
 
     add = update
 
-    def _analyse_into(self, cat, todo, changed_paths, key, report, *, jobs, progress, descriptors, client):
+    def _analyse_into(self, cat, todo, changed_paths, key, report, hashes, *, jobs, progress, descriptors, client):
         from .parallel import analyse_parallel
 
         entries = {fe.path: fe for fe in todo}
@@ -375,7 +376,7 @@ class Recommender:
                     report.failed += 1
                     report.failures.append((res.path, res.reason))
                 else:
-                    self._store(cat, res, fe, key)
+                    self._store(cat, res, fe, key, chash=hashes.get(fe.path))
                     report.audio_seconds += res.duration_s
                     if fe.path in changed_paths:
                         report.updated += 1
@@ -398,11 +399,12 @@ class Recommender:
             if bar is not None:
                 bar.close()
 
-    def _store(self, cat, res: TrackAnalysis, fe, key):
-        try:
-            chash = collection.content_hash(fe.path, size=fe.size)
-        except OSError:
-            chash = None
+    def _store(self, cat, res: TrackAnalysis, fe, key, *, chash=None):
+        if chash is None:
+            try:
+                chash = collection.content_hash(fe.path, size=fe.size)
+            except OSError:
+                chash = None
         record = dict(collection.read_tags(fe.path))
         record.update(
             path=fe.path,
@@ -627,7 +629,7 @@ class Recommender:
         return classification_from_analysis(res, self.model)
 
     def _query_vectors(self, query, space):
-        """(query vector in ``space``, query track id or None, tag vector or None, content hash)."""
+        """(query vector in ``space``, query track id or None, tag vector or None, content hash, metadata)."""
         if isinstance(query, np.ndarray) or (isinstance(query, (list, tuple)) and query and
                                              isinstance(query[0], (float, np.floating))):
             v = np.asarray(query, dtype=np.float32).ravel()
