@@ -61,14 +61,23 @@ def mtt():
 
 # (a) the port reproduces the original graph --------------------------------
 
-def test_msd_port_matches_original_graph(msd, ref):
+@pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
+def test_msd_port_matches_original_graph(ref, runtime):
+    from recommender.models import load_model
+
+    msd = load_model("msd-musicnn", runtime=runtime)
+    assert msd.runtime == runtime
     probs, emb = msd.predict_patches(ref["patches"])
     assert probs.dtype == np.float32 and emb.dtype == np.float32
     np.testing.assert_allclose(probs, ref["probs"], rtol=0, atol=PROBS_ATOL)
     np.testing.assert_allclose(emb, ref["penultimate"], rtol=0, atol=PENULTIMATE_ATOL)
 
 
-def test_mtt_port_matches_original_graph(mtt, ref):
+@pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
+def test_mtt_port_matches_original_graph(ref, runtime):
+    from recommender.models import load_model
+
+    mtt = load_model("mtt-musicnn", runtime=runtime)
     probs, emb = mtt.predict_patches(ref["patches"])
     np.testing.assert_allclose(probs, ref["mtt_probs"], rtol=0, atol=PROBS_ATOL)
     np.testing.assert_allclose(emb, ref["mtt_penultimate"], rtol=0, atol=PENULTIMATE_ATOL)

@@ -1,0 +1,103 @@
+"""The ONNX Runtime path computes the same network as the Keras port.
+
+``tests/test_model.py`` checks both runtimes against the original TF1 graph;
+here: the extra ``pool`` output, batch handling, the graph builder's errors,
+and that inference on ONNX Runtime never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from recommender.errors import ModelError, ParameterError
+from recommender.models import WEIGHTS_DIR, default_runtime, load_model
+from recommender.models.onnx_graph import build_onnx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _weights(name="msd_musicnn"):
+    with np.load(os.path.join(WEIGHTS_DIR, f"{name}.npz"), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="module")
+def logmel_patches():
+    from recommender.features import logmel, patches
+
+    rng = np.random.default_rng(3)
+    sr = 16000
+    t = np.arange(sr * 10) / sr
+    y = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.2 * np.sin(t))) + 0.05 * rng.normal(size=t.size)
+    y[sr * 4 : sr * 5] *= np.sign(np.sin(2 * np.pi * 2 * t[sr * 4 : sr * 5]))  # a rhythmic gate
+    return patches(logmel(y.astype(np.float32)))
+
+
+def test_default_runtime_is_onnx():
+    assert default_runtime() == "onnx"
+    assert load_model().runtime == "onnx"
+
+
+def test_pool_output_matches_keras_pool_layer(logmel_patches):
+    import keras
+    import onnxruntime as ort
+
+    P = logmel_patches
+    k = load_model(runtime="tensorflow").keras_model
+    ref_pool = keras.Model(k.input, k.get_layer("pool").output)(P, training=False).numpy()
+    sess = ort.InferenceSession(build_onnx(_weights(), n_tags=50), providers=["CPUExecutionProvider"])
+    probs, emb, pool = sess.run(["probabilities", "penultimate", "pool"], {"logmel": P})
+    assert pool.shape == (len(P), 1506)
+    np.testing.assert_allclose(pool, ref_pool, rtol=0, atol=1e-4 * max(1.0, np.abs(ref_pool).max()))
+    # the pool vector interleaves max and mean per channel: max >= mean everywhere
+    assert np.all(pool[:, 0::2] >= pool[:, 1::2] - 1e-5)
+
+
+def test_batching_does_not_change_results(logmel_patches):
+    m = load_model()
+    P = logmel_patches
+    a = m.predict_patches(P, batch_size=1)
+    b = m.predict_patches(P, batch_size=3)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-5)
+    probs, emb = m.predict_patches(P[:0])
+    assert probs.shape == (0, 50) and emb.shape == (0, 200)
+
+
+def test_graph_is_deterministic():
+    w = _weights("mtt_musicnn")
+    assert build_onnx(w, n_tags=50) == build_onnx(w, n_tags=50)
+
+
+def test_graph_builder_names_the_weights_on_error():
+    w = _weights()
+    del w["midend_conv2/kernel"]
+    with pytest.raises(ModelError, match="midend_conv2/kernel") as ei:
+        build_onnx(w, n_tags=50, source="/some/weights.npz")
+    assert ei.value.path == "/some/weights.npz"
+    with pytest.raises(ModelError, match="n_tags"):
+        build_onnx(_weights(), n_tags=10)
+
+
+def test_bad_runtime_is_refused():
+    with pytest.raises(ParameterError, match="runtime"):
+        load_model(runtime="torch")
+
+
+def test_inference_does_not_import_tensorflow(tmp_path):
+    code = (
+        "import sys, numpy as np\n"
+        "from recommender.models import load_model\n"
+        "m = load_model()\n"
+        "p, e = m.predict_patches(np.zeros((3, 187, 96), np.float32))\n"
+        "assert p.shape == (3, 50) and e.shape == (3, 200)\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
