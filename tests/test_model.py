@@ -49,14 +49,14 @@ def ref():
 def msd():
     from recommender.models import load_model
 
-    return load_model("msd-musicnn")
+    return load_model("msd-musicnn", precision="float32")
 
 
 @pytest.fixture(scope="module")
 def mtt():
     from recommender.models import load_model
 
-    return load_model("mtt-musicnn")
+    return load_model("mtt-musicnn", precision="float32")
 
 
 # (a) the port reproduces the original graph --------------------------------
@@ -65,7 +65,7 @@ def mtt():
 def test_msd_port_matches_original_graph(ref, runtime):
     from recommender.models import load_model
 
-    msd = load_model("msd-musicnn", runtime=runtime)
+    msd = load_model("msd-musicnn", runtime=runtime, precision="float32")
     assert msd.runtime == runtime
     probs, emb = msd.predict_patches(ref["patches"])
     assert probs.dtype == np.float32 and emb.dtype == np.float32
@@ -77,7 +77,7 @@ def test_msd_port_matches_original_graph(ref, runtime):
 def test_mtt_port_matches_original_graph(ref, runtime):
     from recommender.models import load_model
 
-    mtt = load_model("mtt-musicnn", runtime=runtime)
+    mtt = load_model("mtt-musicnn", runtime=runtime, precision="float32")
     probs, emb = mtt.predict_patches(ref["patches"])
     np.testing.assert_allclose(probs, ref["mtt_probs"], rtol=0, atol=PROBS_ATOL)
     np.testing.assert_allclose(emb, ref["mtt_penultimate"], rtol=0, atol=PENULTIMATE_ATOL)
@@ -162,8 +162,9 @@ def test_model_attributes(msd):
 def test_default_model_is_cached(msd):
     from recommender.models import load_model
 
-    assert load_model() is msd
-    assert load_model("msd-musicnn") is msd
+    assert load_model(precision="float32") is msd
+    assert load_model() is load_model("msd-musicnn")
+    assert load_model("msd-musicnn", precision="float32") is msd
 
 
 def test_empty_input(msd):

@@ -40,7 +40,45 @@ def logmel_patches():
 
 def test_default_runtime_is_onnx():
     assert default_runtime() == "onnx"
-    assert load_model().runtime == "onnx"
+    m = load_model()
+    assert (m.runtime, m.precision) == ("onnx", "int8")
+    assert load_model(runtime="tensorflow").precision == "float32"
+
+
+@pytest.mark.parametrize("name", ["msd-musicnn", "mtt-musicnn"])
+def test_int8_stays_within_the_stated_tolerance(name, logmel_patches):
+    from recommender.models import INT8_EMBEDDING_MIN_COSINE, INT8_PROB_ATOL
+
+    fixture = os.path.join(ROOT, "tests", "fixtures", "musicnn_reference.npz")
+    with np.load(fixture, allow_pickle=False) as npz:
+        P = np.concatenate([npz["patches"], logmel_patches]).astype(np.float32)
+    p8, e8 = load_model(name, precision="int8").predict_patches(P)
+    p32, e32 = load_model(name, precision="float32").predict_patches(P)
+    assert np.abs(p8 - p32).max() <= INT8_PROB_ATOL
+    assert np.abs(p8 - p32).max() > 0  # it is really another computation
+    cos = (e8 * e32).sum(1) / np.linalg.norm(e8, axis=1) / np.linalg.norm(e32, axis=1)
+    assert cos.min() >= INT8_EMBEDDING_MIN_COSINE
+    # the ranking of tags barely moves: the top tag of each patch is kept
+    # unless the float32 runner-up was within the tolerance
+    top8, top32 = p8.argmax(1), p32.argmax(1)
+    gap = np.sort(p32, axis=1)[:, -1] - np.sort(p32, axis=1)[:, -2]
+    assert np.all((top8 == top32) | (gap <= 2 * INT8_PROB_ATOL))
+
+
+def test_int8_graph_has_integer_products_and_full_input_range():
+    import onnx
+
+    from recommender.models.onnx_graph import _LOGMEL_MAX
+
+    m = onnx.load_from_string(build_onnx(_weights(), n_tags=50, precision="int8"))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("MatMulInteger") == 2 and ops.count("QuantizeLinear") == 2
+    # the largest log-mel value the front end can produce is not clipped
+    assert _LOGMEL_MAX == pytest.approx(np.log10(10000 * 65504.0 + 1))
+    with pytest.raises(ParameterError, match="precision"):
+        build_onnx(_weights(), n_tags=50, precision="int4")
+    with pytest.raises(ParameterError, match="float32"):
+        load_model(runtime="tensorflow", precision="int8")
 
 
 def test_pool_output_matches_keras_pool_layer(logmel_patches):

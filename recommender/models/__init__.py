@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import ModelError, ParameterError
 
-__all__ = ["available_models", "DEFAULT_MODEL", "default_runtime", "load_model", "RUNTIMES", "TagModel",
-           "WEIGHTS_DIR"]
+__all__ = ["available_models", "DEFAULT_MODEL", "default_runtime", "load_model", "PRECISIONS", "RUNTIMES",
+           "TagModel", "WEIGHTS_DIR"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,8 @@ class TagModel:
     runtime : str
         ``"onnx"`` (ONNX Runtime, the default for the pretrained models) or
         ``"tensorflow"`` (the Keras model; trained classifiers).
+    precision : str
+        ``"int8"`` or ``"float32"`` (see :func:`load_model`).
     keras_model : keras.Model
         ``(batch, 187, 96) -> [probabilities, penultimate]``; layer names are
         documented in :mod:`recommender.models.musicnn`.  With the ``onnx``
@@ -168,7 +170,7 @@ class TagModel:
     """
 
     def __init__(self, name, keras_model, metadata, weights_sha256, *, batch_size=DEFAULT_BATCH_SIZE,
-                 session=None, weights_path=None, threads=None):
+                 session=None, weights_path=None, threads=None, precision="float32"):
         from ..features import FRONTEND_PARAMS
 
         self.name = name
@@ -177,6 +179,7 @@ class TagModel:
         self._weights_path = weights_path
         self._threads = threads
         self.runtime = "onnx" if session is not None else "tensorflow"
+        self.precision = precision
         self.metadata = metadata
         self.tags = list(metadata["tags"])
         self.n_tags = len(self.tags)
@@ -191,7 +194,7 @@ class TagModel:
 
     def __repr__(self):
         return (f"TagModel(name={self.name!r}, n_tags={self.n_tags}, "
-                f"embedding_dim={self.embedding_dim}, runtime={self.runtime!r}, "
+                f"embedding_dim={self.embedding_dim}, runtime={self.runtime!r}, precision={self.precision!r}, "
                 f"sha256={self.weights_sha256[:12]})")
 
     @property
@@ -303,7 +306,17 @@ _ORT_OUTPUTS = ["probabilities", "penultimate"]
 RUNTIMES = ("onnx", "tensorflow")
 
 
-def load_model(name_or_path=DEFAULT_MODEL, *, threads=None, runtime=None) -> TagModel:
+#: Precisions of the ``onnx`` runtime; the first is the default.
+PRECISIONS = ("int8", "float32")
+#: Stated tolerance of ``precision="int8"`` against float32, checked by the
+#: tests on music-like signals.  Measured on 267 patches of 103 real tracks
+#: (the dev set): tag probabilities max abs 0.0124 (99th percentile 0.0044,
+#: mean 0.00045); embedding cosine to float32 >= 0.998 (mean 0.9997).
+INT8_PROB_ATOL = 0.02
+INT8_EMBEDDING_MIN_COSINE = 0.995
+
+
+def load_model(name_or_path=DEFAULT_MODEL, *, threads=None, runtime=None, precision=None) -> TagModel:
     """Load a pretrained tagging model (cached: one instance per process and name).
 
     Parameters
@@ -349,17 +362,24 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None, runtime=None) -> Tag
         raise ParameterError(f"threads={threads!r}: must be a positive integer or None")
     if runtime is not None and runtime not in RUNTIMES:
         raise ParameterError(f"runtime={runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ParameterError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     trained = _trained_model_dir(name_or_path)
     if trained is not None:
         return _load_trained(trained, threads)
     name, meta_path = _resolve(name_or_path)
     runtime = runtime or default_runtime()
+    if runtime == "tensorflow":
+        if precision not in (None, "float32"):
+            raise ParameterError(f"precision={precision!r}: the TensorFlow runtime computes in float32")
+        precision = "float32"
+    precision = precision or PRECISIONS[0]
     with _lock:
-        cached = _cache.get((name, runtime))
+        cached = _cache.get((name, runtime, precision))
         if cached is not None:
             return cached
-        model = _load_uncached(name, meta_path, threads, runtime)
-        _cache[(name, runtime)] = model
+        model = _load_uncached(name, meta_path, threads, runtime, precision)
+        _cache[(name, runtime, precision)] = model
         return model
 
 
@@ -424,7 +444,7 @@ def _load_trained(found, threads):
         return model
 
 
-def _load_uncached(name, meta_path, threads, runtime) -> TagModel:
+def _load_uncached(name, meta_path, threads, runtime, precision) -> TagModel:
     from ..features import FRONTEND_PARAMS
 
     try:
@@ -454,10 +474,11 @@ def _load_uncached(name, meta_path, threads, runtime) -> TagModel:
         raise ModelError(weights_path, f"sha256 {sha} does not match the metadata ({expected_sha}): "
                                        "file corrupt or replaced")
     if runtime == "onnx":
-        session = _onnx_session(weights_path, meta, threads)
-        logger.info("loaded model %s (%d tags, dim %d) from %s on ONNX Runtime", name, len(tags),
-                    meta["embedding_dim"], weights_path)
-        return TagModel(name, None, meta, sha, session=session, weights_path=weights_path, threads=threads)
+        session = _onnx_session(weights_path, meta, threads, precision)
+        logger.info("loaded model %s (%d tags, dim %d) from %s on ONNX Runtime (%s)", name, len(tags),
+                    meta["embedding_dim"], weights_path, precision)
+        return TagModel(name, None, meta, sha, session=session, weights_path=weights_path, threads=threads,
+                        precision=precision)
     keras_model = _build_keras(name, meta, weights_path, threads)
     return TagModel(name, keras_model, meta, sha, weights_path=weights_path, threads=threads)
 
@@ -481,7 +502,7 @@ def _build_keras(name, meta, weights_path, threads):
     return keras_model
 
 
-def _onnx_session(weights_path, meta, threads):
+def _onnx_session(weights_path, meta, threads, precision):
     """An ONNX Runtime session of musicnn built from the ``.npz`` weights."""
     import onnxruntime as ort
 
@@ -494,7 +515,7 @@ def _onnx_session(weights_path, meta, threads):
         raise ModelError(weights_path, f"not a valid weights .npz ({exc})") from None
     arch = meta["architecture"]
     graph = build_onnx(weights, n_tags=len(meta["tags"]), n_frames=arch["n_frames"],
-                       n_mels=arch["n_mels"], source=weights_path)
+                       n_mels=arch["n_mels"], precision=precision, source=weights_path)
     so = ort.SessionOptions()
     so.intra_op_num_threads = _cpu_count() if threads is None else int(threads)
     so.inter_op_num_threads = 1

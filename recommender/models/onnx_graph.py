@@ -34,9 +34,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, ParameterError
 
-__all__ = ["build_onnx", "OUTPUTS", "OPSET"]
+__all__ = ["build_onnx", "OUTPUTS", "OPSET", "PRECISIONS"]
+
+PRECISIONS = ("float32", "int8")
 
 OPSET = 17
 OUTPUTS = ("probabilities", "penultimate", "pool")
@@ -60,10 +62,18 @@ class _Graph:
 
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.inits = [], []
+        self._consts: dict[str, np.ndarray] = {}
         self._n = 0
 
     def const(self, name, value, dtype=np.float32):
+        """An initializer; a name used again must hold the same value (it is shared)."""
         arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        seen = self._consts.get(name)
+        if seen is not None:
+            if seen.dtype != arr.dtype or not np.array_equal(seen, arr):
+                raise ValueError(f"constant {name!r} defined twice with different values")
+            return name
+        self._consts[name] = arr
         self.inits.append(self.numpy_helper.from_array(arr, name))
         return name
 
@@ -92,7 +102,7 @@ class _Graph:
 
 
 def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int = 187,
-               n_mels: int = 96, source: str = "<weights>") -> bytes:
+               n_mels: int = 96, precision: str = "float32", source: str = "<weights>") -> bytes:
     """Serialise musicnn with ``weights`` as an ONNX model (deterministic bytes).
 
     Parameters
@@ -103,6 +113,10 @@ def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int 
         Output tags (the ``logits`` kernel's width).
     n_frames, n_mels : int
         Patch shape (187 x 96 for the pretrained models).
+    precision : {"float32", "int8"}
+        ``"int8"`` runs the two timbral convolutions (80 % of the network's
+        multiply-adds) as 8-bit integer matrix products (see
+        :func:`_timbral_int8`); everything else stays float32.
     source : str
         Named in errors.
 
@@ -116,15 +130,17 @@ def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int 
     ModelError
         A weight is missing or has an unexpected shape.
     """
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     try:
-        return _build(weights, n_tags, n_frames, n_mels)
+        return _build(weights, n_tags, n_frames, n_mels, precision)
     except KeyError as exc:
         raise ModelError(source, f"weights lack {exc} needed by the ONNX graph") from None
     except ValueError as exc:
         raise ModelError(source, f"weights do not fit the ONNX graph ({exc})") from None
 
 
-def _build(w, n_tags, n_frames, n_mels) -> bytes:
+def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
     from onnx import TensorProto
 
     g = _Graph()
@@ -134,6 +150,9 @@ def _build(w, n_tags, n_frames, n_mels) -> bytes:
 
     branches = []
     for name, kt in _TIMBRAL:
+        if precision == "int8":
+            branches.append(_timbral_int8(g, x, w, name, n_frames, n_mels))
+            continue
         k = w[f"{name}_conv/kernel"]  # (kt, kf, 1, out)
         kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
         bias = g.const(f"{name}_conv/B", w[f"{name}_conv/bias"])
@@ -153,23 +172,31 @@ def _build(w, n_tags, n_frames, n_mels) -> bytes:
         branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
     front = g.op("Concat", branches, axis=1)  # (B, 561, T)
 
+    # the mid end runs as (7, 1) 2-D convolutions on (B, C, T, 1): ONNX Runtime's
+    # blocked NCHWc kernels are several times faster than its 1-D path here
     mids = []
-    h = front
+    front = g.op("Unsqueeze", [front, g.const("axes/3", [3], np.int64)])  # (B, 561, T, 1)
+    n_front = sum(w[f"{n}_conv/bias"].shape[0] for n, _ in _TIMBRAL) \
+        + sum(w[f"{n}_conv/bias"].shape[0] for n in _TEMPORAL)
+    extra = -n_front % 16  # zero channels: the blocked kernels want multiples of 16
+    h = front if not extra else g.op("Pad", [front, g.const("pads/front16", [0, 0, 0, 0, 0, extra, 0, 0],
+                                                              np.int64)])
     for i in (1, 2, 3):
         k = w[f"midend_conv{i}/kernel"]  # (7, in, out)
-        kern = g.const(f"midend_conv{i}/W", np.transpose(k, (2, 1, 0)))
+        if i == 1 and extra:
+            k = np.concatenate([k, np.zeros((k.shape[0], extra, k.shape[2]), k.dtype)], axis=1)
+        kern = g.const(f"midend_conv{i}/W", np.transpose(k, (2, 1, 0))[..., None])
         bias = g.const(f"midend_conv{i}/B", w[f"midend_conv{i}/bias"])
-        c = g.op("Relu", [g.op("Conv", [h, kern, bias], kernel_shape=[k.shape[0]],
-                                 pads=[k.shape[0] // 2, k.shape[0] // 2])])
+        c = g.op("Relu", [g.op("Conv", [h, kern, bias], kernel_shape=[k.shape[0], 1],
+                                 pads=[k.shape[0] // 2, 0, k.shape[0] // 2, 0])])
         s, b = _bn_affine(w, f"midend_bn{i}")
-        c = g.affine(c, s, b, (1, len(s), 1), f"midend_bn{i}")
+        c = g.affine(c, s, b, (1, len(s), 1, 1), f"midend_bn{i}")
         h = c if i == 1 else g.op("Add", [c, h])
         mids.append(h)
-    mid = g.op("Concat", [front] + mids, axis=1)  # (B, 753, T)
-    channels = sum(w[f"{n}_conv/bias"].shape[0] for n, _ in _TIMBRAL) \
-        + sum(w[f"{n}_conv/bias"].shape[0] for n in _TEMPORAL) + 3 * w["midend_conv1/bias"].shape[0]
+    mid = g.op("Concat", [front] + mids, axis=1)  # (B, 753, T, 1)
+    channels = n_front + 3 * w["midend_conv1/bias"].shape[0]
 
-    mx = g.op("ReduceMax", [mid], axes=[2], keepdims=1)  # (B, 753, 1)
+    mx = g.op("ReduceMax", [mid], axes=[2], keepdims=1)  # (B, 753, 1, 1)
     mn = g.op("ReduceMean", [mid], axes=[2], keepdims=1)
     pool = g.op("Reshape", [g.op("Concat", [mx, mn], axis=2), g.const("shape/pool", [-1, 2 * channels], np.int64)],
                 name="pool")
@@ -200,3 +227,84 @@ def _build(w, n_tags, n_frames, n_mels) -> bytes:
     model.ir_version = 8
     return model.SerializeToString()
 
+
+
+#: Output frequency positions per row of the int8 timbral products.
+_INT8_BLOCK = 8
+#: Largest value the front end can produce: log10(10000 * float16 max + 1).
+_LOGMEL_MAX = float(np.log10(10000.0 * float(np.finfo(np.float16).max) + 1.0))
+
+
+def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
+    """A timbral branch (Conv (7, kf) valid, ReLU, max over freq, BN) with int8 products.
+
+    The batch-normalised input is quantised to uint8 over the whole range the
+    front end can produce (``[0, log10(10000 * 65504 + 1)]`` before the input
+    BN: nothing is ever clipped, and the time padding's zeros are exact);
+    each filter's weights to int8 with their own scale.  The convolution is
+    laid out as one matrix product: rows are (patch, frame, block of 8
+    output bands), a row holds the 7 frames x (kf + 7) bands the block
+    reads, and the weights form the matching banded (Toeplitz) matrix, so
+    one ``MatMulInteger`` (VNNI/AVX2 int8 kernels) computes 8 output bands x
+    every filter per row.  The last block is shifted left to end at the last
+    valid band (it overlaps its neighbour; harmless under a max).  The max
+    over frequency is taken on the int32 accumulators -- scaling, bias and
+    ReLU are monotone per filter -- and only the (B, C, T) result is turned
+    back into float32.
+    """
+    k = np.asarray(w[f"{name}_conv/kernel"], dtype=np.float32)[:, :, 0, :]  # (kt, kf, C)
+    kt, kf, c = k.shape
+    n_out = n_mels - kf + 1
+    blk = min(_INT8_BLOCK, n_out)
+    starts = list(range(0, n_out - blk + 1, blk))
+    if starts[-1] + blk < n_out:
+        starts.append(n_out - blk)
+    span = blk + kf - 1  # input bands one block reads
+
+    # input quantisation: the BN'd input spans scale * [0, _LOGMEL_MAX] + shift
+    a, b = _bn_affine(w, "input_bn")
+    lo, hi = sorted((float(b[0]), float(a[0]) * _LOGMEL_MAX + float(b[0])))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    zp = int(round(-lo / (hi - lo) * 255))
+    sx = max(-lo / zp if zp else 0.0, hi / (255 - zp) if zp < 255 else 0.0) * (1 + 1e-6)
+    # per-filter weight quantisation; filters whose BN scale is negative need
+    # the min over frequency: their weights are negated, so that a max of the
+    # negated accumulators gives it (exact in int8: the range is symmetric)
+    s_bn, b_bn = _bn_affine(w, f"{name}_bn")
+    sign = np.where(s_bn >= 0, 1, -1).astype(np.int8)
+    sw = np.maximum(np.abs(k).reshape(-1, c).max(axis=0), 1e-12) / 127.0
+    kq = np.clip(np.round(k / sw), -127, 127).astype(np.int8) * sign  # (kt, kf, C)
+    toe = np.zeros((kt, span, blk, c), dtype=np.int8)
+    for i in range(blk):
+        toe[:, i : i + kf, i, :] = kq
+    toe = toe.reshape(kt * span, blk * c)
+
+    xp = g.op("Pad", [x, g.const(f"{name}_q/pads", [0, 0, kt // 2, 0, 0, 0, kt // 2, 0], np.int64)])
+    xq = g.op("QuantizeLinear", [xp, g.const(f"{name}_q/sx", sx), g.const(f"{name}_q/zp", zp, np.uint8)])
+    xq = g.op("Squeeze", [xq, g.const(f"{name}_q/axis1", [1], np.int64)])  # (B, T + kt - 1, 96)
+    taps = []
+    for dt in range(kt):  # (B, T, 1, 96) per time tap
+        sl = g.op("Slice", [xq, g.const(f"{name}_q/t{dt}s", [dt], np.int64),
+                            g.const(f"{name}_q/t{dt}e", [dt + n_frames], np.int64),
+                            g.const(f"{name}_q/ax1", [1], np.int64)])
+        taps.append(g.op("Unsqueeze", [sl, g.const(f"{name}_q/ax2", [2], np.int64)]))
+    stacked = g.op("Concat", taps, axis=2)  # (B, T, kt, 96)
+    blocks = []
+    for j, f0 in enumerate(starts):  # (B, T, 1, kt, span) per block
+        sl = g.op("Slice", [stacked, g.const(f"{name}_q/b{j}s", [f0], np.int64),
+                            g.const(f"{name}_q/b{j}e", [f0 + span], np.int64),
+                            g.const(f"{name}_q/ax3", [3], np.int64)])
+        blocks.append(g.op("Unsqueeze", [sl, g.const(f"{name}_q/ax2b", [2], np.int64)]))
+    rows = g.op("Concat", blocks, axis=2)  # (B, T, nb, kt, span)
+    rows = g.op("Reshape", [rows, g.const(f"{name}_q/rows", [0, 0, len(starts), kt * span], np.int64)])
+    acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
+                                 g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, T, nb, blk * C) int32
+    acc = g.op("Reshape", [acc, g.const(f"{name}_q/bands", [0, 0, len(starts) * blk, c], np.int64)])
+
+    deq = (sx * sw * sign).astype(np.float32)
+    bias = np.asarray(w[f"{name}_conv/bias"], dtype=np.float32)
+    red = g.op("Cast", [g.op("ReduceMax", [acc], axes=[2], keepdims=0)], to=1)  # (B, T, C) float32
+    v = g.op("Relu", [g.op("Add", [g.op("Mul", [red, g.const(f"{name}_q/deq", deq)]),
+                                   g.const(f"{name}_q/bias", bias)])])
+    out = g.op("Add", [g.op("Mul", [v, g.const(f"{name}_bn/scale", s_bn)]), g.const(f"{name}_bn/shift", b_bn)])
+    return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
