@@ -743,12 +743,12 @@ def _descriptors_for(path, info) -> dict | None:
 
 def _descriptor_clip(info) -> dict[str, Any]:
     # Indexing analyses INDEX_CLIP_S (10) seconds in INDEX_EXCERPTS (4)
-    # excerpts spread over the track (issue #9: ~30 ms of CPU per track, a
+    # excerpts spread over the track (issue #9: ~33 ms of CPU per track, a
     # third of the central 30 s analysed before, and closer to the whole
     # track for timbre and loudness; benchmarks/bench_descriptors.py).
     # Shorter tracks are analysed whole.
     from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
 
-    if not info.duration_s > INDEX_CLIP_S:
+    if np.isfinite(info.duration_s) and info.duration_s <= INDEX_CLIP_S:
         return {}
     return {"clip_s": INDEX_CLIP_S, "n_excerpts": INDEX_EXCERPTS}

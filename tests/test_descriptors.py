@@ -343,3 +343,191 @@ def test_describe_files_parameter_checks():
         D.describe_files([], n_jobs=0)
     df = D.describe_files([])
     assert len(df) == 0 and list(df.columns) == ["path"] + D.DESCRIPTOR_COLUMNS + ["error"]
+
+
+# --------------------------------------------------------------------------
+# the fast front end keeps librosa's definitions (issue #9)
+
+
+def _music_like(seconds=4.0, seed=20):
+    """Drums + a harmonic tone + noise: every band holds signal."""
+    y = rhythm(120.0, "4/4", "drums", seed=seed, duration_s=seconds).astype(np.float64)
+    y += 0.2 * _tone(330.0, seconds, decay_s=5.0)[: y.size]
+    y += np.random.default_rng(seed).normal(0, 0.01, y.size)
+    return y.astype(np.float32)
+
+
+def test_front_end_matches_librosa():
+    import librosa
+
+    y = _music_like()
+    mag = D._stft_mag(y)
+    ref = np.abs(librosa.stft(y, n_fft=D.N_FFT, hop_length=D.HOP_LENGTH, center=True, pad_mode="constant"))
+    assert mag.shape == ref.T.shape
+    assert np.max(np.abs(mag - ref.T)) <= 1e-5 * ref.max()
+    # the chunks are the whole STFT
+    chunks = list(D._stft_chunks(y))
+    assert [i for i, _ in chunks] == list(range(0, mag.shape[0], D._CHUNK_FRAMES))
+    # mel (sparse product) and MFCC (DCT matrix)
+    mel_ref = librosa.power_to_db(D._mel_basis() @ (ref * ref), ref=1.0, amin=1e-10, top_db=80.0)
+    mel = D._mel_db(mag)
+    assert np.max(np.abs(mel - mel_ref.T)) < 1e-3
+    mfcc_ref = librosa.feature.mfcc(S=mel_ref, n_mfcc=D.N_MFCC)
+    assert np.max(np.abs(mel @ D._dct_t() - mfcc_ref.T)) < 1e-2
+    # contrast (sort instead of librosa's per-band sort: the same values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c_ref = librosa.feature.spectral_contrast(S=ref, sr=SR, n_fft=D.N_FFT)
+    assert np.max(np.abs(D._spectral_contrast(mag) - c_ref.T)) < 1e-3
+    # centroid, bandwidth, roll-off
+    centroid, bandwidth, rolloff = D._spectral_shape(mag)
+    np.testing.assert_allclose(centroid, librosa.feature.spectral_centroid(S=ref, sr=SR)[0], rtol=1e-4)
+    np.testing.assert_allclose(bandwidth, librosa.feature.spectral_bandwidth(S=ref, sr=SR)[0], rtol=1e-3)
+    r_ref = librosa.feature.spectral_rolloff(S=ref, sr=SR, roll_percent=0.85)[0]
+    assert np.mean(np.abs(rolloff - r_ref) <= SR / D.N_FFT + 1e-6) >= 0.99  # float32 ties: at most a bin
+
+
+def test_frame_rms_and_zcr_are_per_frame_sums():
+    y = _music_like(2.0)
+    y[100:140] = 0.0  # zeros: sign changes counted as in np.signbit
+    rms, zcr = D._frame_rms_zcr(y)
+    padded = np.pad(y, D.N_FFT // 2).astype(np.float64)
+    n = 1 + y.size // D.HOP_LENGTH
+    assert rms.shape == zcr.shape == (n,)
+    for k in (0, 1, n // 2, n - 1):
+        f = padded[k * D.HOP_LENGTH : k * D.HOP_LENGTH + D.N_FFT]
+        assert rms[k] == pytest.approx(math.sqrt(np.mean(f * f)), rel=1e-9)
+        s = np.signbit(f)
+        assert zcr[k] == pytest.approx(np.count_nonzero(s[1:] != s[:-1]) / D.N_FFT, abs=1e-12)
+    for size in (D.HOP_LENGTH * 7, D.HOP_LENGTH * 7 + 1, 1, 0):  # frame-grid edge cases
+        r, z = D._frame_rms_zcr(y[:size])
+        assert r.shape == z.shape == (D._n_frames(y[:size]),)
+
+
+# --------------------------------------------------------------------------
+# excerpts (what indexing computes)
+
+
+def _same(a, b):
+    assert list(a) == list(b)
+    for k in a:
+        if isinstance(a[k], float) and math.isnan(a[k]):
+            assert isinstance(b[k], float) and math.isnan(b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def test_one_excerpt_is_describe():
+    y = rhythm(100.0, "3/4", "pluck", seed=21, duration_s=5.0)
+    _same(D.describe_excerpts([y], sr=SR), D.describe(y, sr=SR))
+
+
+def test_excerpts_pool_frames_tempo_key_and_loudness():
+    y = rhythm(126.0, "4/4", "drums", seed=22, duration_s=24.0)
+    parts = [y[int(s * SR) : int((s + 2.5) * SR)] for s in (1.0, 7.5, 13.0, 20.0)]
+    d = D.describe_excerpts(parts, sr=SR)
+    assert d["duration_s"] == pytest.approx(10.0)
+    # 2.5-s excerpts are too short alone for a reliable tempo; pooled, they agree
+    assert d["tempo_bpm"] == pytest.approx(126.0, rel=0.04)
+    # frame statistics are over the frames of all excerpts
+    each = [D.describe(p, sr=SR) for p in parts]
+    frames = [D._n_frames(p) for p in parts]
+    assert d["rms_mean"] == pytest.approx(np.average([e["rms_mean"] for e in each], weights=frames), rel=1e-9)
+    # the same excerpt twice: same loudness, same key, same means
+    twice = D.describe_excerpts([parts[0], parts[0]], sr=SR)
+    once = D.describe(parts[0], sr=SR)
+    assert twice["loudness_db"] == pytest.approx(once["loudness_db"], abs=1e-9)
+    assert (twice["key"], twice["mode"]) == (once["key"], once["mode"])
+    assert twice["mfcc_3_mean"] == pytest.approx(once["mfcc_3_mean"], rel=1e-6)
+    # key from the summed chroma of excerpts of a progression
+    prog = progression("G", "major", octave=3)
+    k = D.describe_excerpts([prog[: prog.size // 2], prog[prog.size // 2 :]], sr=SR)
+    assert (k["key"], k["mode"]) == ("G", "major")
+
+
+def test_excerpts_at_another_rate_and_silence():
+    import librosa
+
+    y = rhythm(90.0, "4/4", "drums", seed=23, duration_s=8.0)
+    y44 = librosa.resample(y, orig_sr=SR, target_sr=44100)
+    d = D.describe_excerpts([y44[: 4 * 44100], y44[4 * 44100 :]], sr=44100)
+    assert d["tempo_bpm"] == pytest.approx(90.0, rel=0.04)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = D.describe_excerpts([np.zeros(SR, np.float32), np.zeros(0, np.float32)], sr=SR)
+    assert math.isnan(s["tempo_bpm"]) and s["key"] is None and math.isnan(s["loudness_db"])
+
+
+@pytest.mark.parametrize(
+    "excerpts, word",
+    [([], "at least one"), (np.zeros(100), "sequence"), ([np.zeros((2, 10))], "1-D"), ([np.full(10, np.inf)], "NaN")],
+)
+def test_describe_excerpts_bad_input(excerpts, word):
+    with pytest.raises(ParameterError, match=word):
+        D.describe_excerpts(excerpts, sr=SR)
+
+
+@pytest.mark.parametrize("file_sr", [SR, 44100])
+def test_describe_file_excerpts_decode_spread_parts(tmp_path, file_sr):
+    pytest.importorskip("recommender.audio")
+    import soundfile as sf
+
+    # four 5-s sections with different tones: the excerpts (centred at 1/8,
+    # 3/8, 5/8, 7/8 of the track) fall one in each
+    freqs = (220.0, 440.0, 880.0, 1760.0)
+    t = np.arange(5 * file_sr) / file_sr
+    y = np.concatenate([0.2 * np.sin(2 * np.pi * f * t) for f in freqs]).astype(np.float32)
+    p = tmp_path / "sections.wav"
+    sf.write(p, y, file_sr, subtype="FLOAT")
+    d = D.describe_file(p, clip_s=4.0, n_excerpts=4)
+    assert list(d)[1:] == D.DESCRIPTOR_COLUMNS and d["path"] == str(p)
+    assert d["duration_s"] == pytest.approx(4.0, abs=1e-3)
+    assert d["spectral_centroid_mean"] == pytest.approx(np.mean(freqs), rel=0.03)
+    assert d["spectral_centroid_std"] == pytest.approx(np.std(freqs), rel=0.05)
+    # the same as describing those parts of the waveform
+    starts = [(i + 0.5) / 4 * (20.0 - 1.0) for i in range(4)]
+    ref = D.describe_excerpts([y[int(round(s * file_sr)) : int(round(s * file_sr)) + file_sr] for s in starts], sr=file_sr)
+    assert d["spectral_centroid_mean"] == pytest.approx(ref["spectral_centroid_mean"], rel=1e-3)
+    assert d["loudness_db"] == pytest.approx(ref["loudness_db"], abs=0.05)
+
+
+def test_describe_file_excerpts_of_a_short_file_analyse_it_whole(tmp_path):
+    pytest.importorskip("recommender.audio")
+    import soundfile as sf
+
+    p = tmp_path / "short.flac"
+    y = rhythm(110.0, "4/4", "clicks", seed=24, duration_s=6.0)
+    sf.write(p, y, SR)
+    d = D.describe_file(p, clip_s=10.0, n_excerpts=4)
+    assert d["duration_s"] == pytest.approx(6.0, abs=1e-3)
+    assert d["tempo_bpm"] == pytest.approx(D.describe(y, sr=SR)["tempo_bpm"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"clip_s": 10.0, "n_excerpts": 0}, "n_excerpts"),
+        ({"clip_s": 10.0, "n_excerpts": 2.5}, "n_excerpts"),
+        ({"clip_s": 10.0, "n_excerpts": True}, "n_excerpts"),
+        ({"n_excerpts": 4}, "clip_s"),
+        ({"clip_s": 10.0, "n_excerpts": 4, "offset_s": 1.0}, "offset_s"),
+    ],
+)
+def test_describe_file_excerpt_parameters(tmp_path, kwargs, word):
+    with pytest.raises(ParameterError, match=word):
+        D.describe_file(tmp_path / "never-read.wav", **kwargs)
+    if "offset_s" not in kwargs:
+        with pytest.raises(ParameterError, match=word):
+            D.describe_files([], **kwargs)
+
+
+def test_indexing_uses_spread_excerpts():
+    from recommender import analysis
+    from recommender.audio import AudioInfo
+
+    def info(duration_s):
+        return AudioInfo("x.ogg", duration_s, 44100, 2, "ogg", "soundfile", None)
+
+    long = analysis._descriptor_clip(info(180.0))
+    assert long == {"clip_s": D.INDEX_CLIP_S, "n_excerpts": D.INDEX_EXCERPTS}
+    assert analysis._descriptor_clip(info(D.INDEX_CLIP_S)) == {}
+    assert analysis._descriptor_clip(info(math.nan)) == long  # unknown length: central clip of a full decode
