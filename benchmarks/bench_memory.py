@@ -1,5 +1,6 @@
 """Peak memory of analysis: indexing N and 4N files, and one 3-hour file
-analysed whole, against the footprint of TensorFlow + the model alone.
+analysed whole, against the footprint of the model alone (the default ONNX
+Runtime, and TensorFlow + the Keras model for comparison).
 
 Every configuration runs in its own subprocess, which reports its peak
 resident set size (``VmHWM`` from ``/proc/self/status``; ``ru_maxrss``
@@ -102,7 +103,8 @@ def child(mode, arg):
 
         from recommender.models import load_model
 
-        model = load_model()
+        model = load_model(runtime="tensorflow") if mode == "tf" else load_model()
+        out["runtime"] = f"{model.runtime}/{model.precision}"
         for b in (1, 2, 4, 8):
             model.predict_patches(np.zeros((b, 187, 96), np.float32), batch_size=b)
         out["rss_ready"], out["peak_ready"] = rss_mb()
@@ -170,24 +172,26 @@ def main():
           f"subprocess ({'VmHWM' if os.path.exists('/proc/self/status') else 'ru_maxrss'})")
     rows = [
         ("python + numpy + recommender.analysis", run_child("python")),
-        ("TF + model loaded, compiled (baseline)", run_child("tf")),
+        ("model loaded (default runtime)", run_child("model")),
+        ("TensorFlow + Keras model (reference)", run_child("tf")),
         (f"index {args.n} files (15 s, default)", run_child("index", small)),
         (f"index {4 * args.n} files (15 s, default)", run_child("index", big)),
         (f"{args.hours:g}-h file, default sampling", run_child("long-default", long_path)),
         (f"{args.hours:g}-h file, full track", run_child("long-full", long_path)),
     ]
     base = rows[1][1]["peak"]
-    print(f"{'configuration':<42s}{'peak MB':>9s}{'vs TF+model':>13s}{'over own load':>15s}{'seconds':>9s}  detail")
+    print(f"{'configuration':<42s}{'peak MB':>9s}{'vs model':>13s}{'over own load':>15s}{'seconds':>9s}  detail")
     for name, r in rows:
         over_own = r["peak"] - r.get("rss_ready", r["peak"]) if "seconds" in r else None
         print(f"{name:<42s}{r['peak']:>9.0f}{r['peak'] - base:>+12.0f} "
               f"{'' if over_own is None else f'{over_own:+14.0f}'}{'':>{0 if over_own is not None else 14}}"
               f"{r.get('seconds', 0):>9.1f}  {r.get('detail', '')}")
-    i_small, i_big = rows[2][1]["peak"], rows[3][1]["peak"]
+    i_small, i_big = rows[3][1]["peak"], rows[4][1]["peak"]
     print(f"indexing 4x the files: peak {i_big - i_small:+.0f} MB ({100 * (i_big / i_small - 1):+.1f}%)")
-    long_peak = rows[5][1]["peak"]
+    long_peak = rows[6][1]["peak"]
     print(f"{args.hours:g}-h file, full track: peak {long_peak:.0f} MB "
-          f"({'under' if long_peak < 1024 else 'OVER'} 1 GB; TF + model alone {base:.0f} MB, "
+          f"({'under' if long_peak < 1024 else 'OVER'} 1 GB; the model alone {base:.0f} MB "
+          f"({rows[1][1]['runtime']}), TensorFlow + Keras model {rows[2][1]['peak']:.0f} MB; "
           f"so the analysis itself adds {long_peak - base:+.0f} MB)")
     load1 = os.getloadavg()
     print(f"load average at the end: {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}")
