@@ -20,6 +20,12 @@ Usage::
 
     python benchmarks/bench_neighbours.py --cache /tmp/yh-cache [--policy 16]
     python benchmarks/bench_neighbours.py --index /tmp/devset-index
+    python benchmarks/bench_neighbours.py --layers /tmp/nb-cache --policy 8 --policies 8,16,full
+
+``--layers`` reads the caches of ``benchmarks/layer_cache.py`` (per-patch
+``pool`` layer as well as the embedding, same patches) and adds the rows of
+the layer options (``layers: ...``), among them the recipe
+:func:`recommender.representations.layer_similarity_vectors` (``LAYERS``).
 """
 
 from __future__ import annotations
@@ -188,6 +194,109 @@ def lolo_combined(ts: TrackSet, names=("mean_std", "tags", "timbre"), k=10, step
     return out, chosen
 
 
+# --------------------------------------------------- layers of the forward pass
+def layers(t):
+    """THE LAYER RECIPE: mean+std over patches of [pool, penultimate], standardised."""
+    return R.layer_similarity_vectors(R.layer_summaries(t.patch_pool, t.patch_embeddings))[0]
+
+
+def pool_ms(t):
+    return std(R.pool_tracks(t.patch_pool, method="mean_std"))
+
+
+def _cached(t, name):
+    """An exploratory per-patch layer: from the cache, or recomputed from ``pool``."""
+    import layer_cache
+
+    if name == "pool_max":
+        return [p[:, 0::2] for p in t.patch_pool]
+    if name == "pool_mean":
+        return [p[:, 1::2] for p in t.patch_pool]
+    if name == "frontend":  # channels 0-560 (interleaved max/mean)
+        return [p[:, : 2 * 561] for p in t.patch_pool]
+    if name == "midend":  # channels 561-752
+        return [p[:, 2 * 561 :] for p in t.patch_pool]
+    if name == "pool_bn":
+        return [layer_cache.pool_bn(p) for p in t.patch_pool]
+    if name == "dense_preact":
+        return [layer_cache.dense_preact(p) for p in t.patch_pool]
+    return t.layers[name]
+
+
+def wccn_pool_ms(t):
+    p = R.WithinTrackProjection("wccn", reg=1.0).fit(t.patch_pool)
+    return std(R.pool_tracks(p.transform_tracks(t.patch_pool), method="mean_std"))
+
+
+def wccn_layers(t, reg=1.0):
+    """:class:`~recommender.representations.PatchSpace` on the per-patch [pool, penultimate]:
+    WCCN, then mean+std pooling, standardised.  Needs the per-patch pool
+    vectors at index time (not only the per-track summary)."""
+    return R.PatchSpace(reg=reg).fit_transform(R.layer_patches(t.patch_pool, t.patch_embeddings))
+
+
+def dba_rep(fn, k):
+    return lambda t: R.database_augmentation(fn(t), k=k)
+
+
+def lolo_param(ts: TrackSet, build, grid, k=10):
+    """Leave-one-label-out choice of one hyperparameter: the rows of label L come
+    from ``build(ts, v)`` with ``v`` chosen on the collection without L
+    (``build(subset, v)`` refitted there, statistics included)."""
+    out = np.zeros((len(ts), len(ts)))
+    chosen = {}
+    full = {}
+    for lab in np.unique(ts.labels):
+        sub = ts.subset(np.flatnonzero(ts.labels != lab))
+        best, best_v = -1, None
+        for v in grid:
+            N = neighbours(cos(build(sub, v)), k)
+            p = (sub.labels[N] == sub.labels[:, None]).mean()
+            if p > best + 1e-12:
+                best, best_v = p, v
+        chosen[lab] = best_v
+        if best_v not in full:
+            full[best_v] = cos(build(ts, best_v))
+        rows = ts.labels == lab
+        out[rows] = full[best_v][rows]
+    return out, chosen
+
+
+def layer_reps(ts: TrackSet, k=10):
+    """Rows of the layer options (``ts.patch_pool`` present); second value: LOLO choices."""
+    reps = {
+        "layers: pool mean, std.": lambda t: std(R.pool_tracks(t.patch_pool, method="mean")),
+        "layers: pool mean+std, std.": pool_ms,
+        "layers: pool std only, std.": lambda t: std(R.pool_tracks(t.patch_pool, method="std")),
+    }
+    for name in ("pool_mean", "pool_max", "frontend", "midend", "dense_preact"):
+        reps[f"layers: {name} mean+std, std."] = (
+            lambda n: lambda t: std(R.pool_tracks(_cached(t, n), method="mean_std")))(name)
+    reps["layers: pool_bn mean, center"] = lambda t: center(R.pool_tracks(_cached(t, "pool_bn"), method="mean"))
+    if hasattr(ts, "layers") and "midend_std" in ts.layers:
+        reps["layers: midend temporal std, mean+std"] = lambda t: std(R.pool_tracks(t.layers["midend_std"],
+                                                                                    method="mean_std"))
+    reps["layers: WCCN(pool), mean+std, std."] = wccn_pool_ms
+    reps["layers: pool+pen mean+std, std. (LAYERS)"] = layers
+    reps["layers: LAYERS, PCA 32"] = lambda t: R.layer_similarity_vectors(
+        R.layer_summaries(t.patch_pool, t.patch_embeddings), n_components=32)[0]
+    reps["layers: LAYERS, PCA-whiten 64 (.1)"] = lambda t: R.CollectionNormalizer(
+        "whiten", n_components=64).fit_transform(layers(t))
+    reps["layers: LAYERS, signed sqrt"] = lambda t: std(np.sign(s := R.layer_summaries(t.patch_pool,
+                                                        t.patch_embeddings)) * np.sqrt(np.abs(s)))
+    reps["layers: LAYERS + MP"] = hub(layers, "mp")
+    reps["layers: LAYERS + CSLS"] = hub(layers, "csls")
+    reps["layers: LAYERS + DBA k=3"] = dba_rep(layers, 3)
+    grid = (0, 1, 2, 3, 5, 8, 12)
+    S, ch = lolo_param(ts, lambda t, v: R.database_augmentation(layers(t), k=v), grid, k=k)
+    reps["layers: LAYERS + DBA, k by LOLO"] = S
+    reps["layers: PatchSpace = WCCN(pool+pen patches), mean+std"] = wccn_layers
+    reps["layers: PatchSpace + DBA k=3 (STRONGEST)"] = dba_rep(wccn_layers, 3)
+    S2, ch2 = lolo_param(ts, lambda t, v: R.database_augmentation(wccn_layers(t), k=v), grid, k=k)
+    reps["layers: PatchSpace + DBA, k by LOLO"] = S2
+    return reps, {"layers: LAYERS + DBA, k by LOLO": ch, "layers: PatchSpace + DBA, k by LOLO": ch2}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default="/tmp/yh-cache")
@@ -197,9 +306,18 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="skip the slow options (contrastive)")
     ap.add_argument("--policies", default="4,8,16,32,full",
                     help="policies of the raw-vs-recommended summary")
+    ap.add_argument("--layers", default=None, metavar="DIR",
+                    help="read DIR/layers_<policy>.npz (benchmarks/layer_cache.py: pool layer too) "
+                         "instead of the sampling caches, and add the layer rows")
+    ap.add_argument("--only-layers", action="store_true", help="with --layers: baselines and layer rows only")
     a = ap.parse_args(argv)
 
-    if a.index:
+    if a.layers:
+        import layer_cache
+
+        src = os.path.join(a.layers, f"layers_{a.policy}.npz")
+        ts = layer_cache.load_trackset(src, descriptors=os.path.join(a.cache, "descriptors_30s.npz"))
+    elif a.index:
         ts = TrackSet.from_index(a.index)
         src = a.index
     else:
@@ -229,16 +347,24 @@ def main(argv=None):
         "adapt: WCCN, mean": wccn_mean,
         "adapt: WCCN, mean+std, std.": wccn_mean_std,
     }
-    if not a.quick:
+    if a.only_layers:
+        reps = {k: reps[k] for k in ("raw mean embedding", "pool: mean+std, std. (RECOMMENDED)",
+                                     "adapt: WCCN, mean+std, std.")}
+    if not a.quick and not a.only_layers:
         reps["adapt: contrastive 64-d, mean"] = contrastive_mean
-    reps["sets: mean-max, all pairs"] = similarity_rep(set_matching)
-    reps["sets: rerank top-50 of center, a=.5"] = rerank_rep(lambda t: center(t.embedding))
-    reps["sets: rerank top-50 of RECOMMENDED"] = rerank_rep(mean_std)
-    reps["hubness: raw + MP"] = hub(lambda t: t.embedding, "mp")
-    reps["hubness: RECOMMENDED + MP"] = hub(mean_std, "mp")
-    reps["hubness: RECOMMENDED + CSLS"] = hub(mean_std, "csls")
+    if not a.only_layers:
+        reps["sets: mean-max, all pairs"] = similarity_rep(set_matching)
+        reps["sets: rerank top-50 of center, a=.5"] = rerank_rep(lambda t: center(t.embedding))
+        reps["sets: rerank top-50 of RECOMMENDED"] = rerank_rep(mean_std)
+        reps["hubness: raw + MP"] = hub(lambda t: t.embedding, "mp")
+        reps["hubness: RECOMMENDED + MP"] = hub(mean_std, "mp")
+        reps["hubness: RECOMMENDED + CSLS"] = hub(mean_std, "csls")
     chosen = {}
-    if has_desc:
+    if ts.patch_pool is not None:
+        lr, lch = layer_reps(ts, k=a.k)
+        reps.update(lr)
+        chosen.update(lch)
+    if has_desc and not a.only_layers:
         reps["timbre: MFCC mean/std, std."] = timbre
         for names in (("mean_std", "timbre"), ("mean_std", "tags", "timbre")):
             S, ch = lolo_combined(ts, names, k=a.k)
@@ -251,9 +377,10 @@ def main(argv=None):
           f"(95 % bootstrap over the {len(ts)} queries)  [{time.perf_counter() - t0:.0f} s]")
     print(format_table(df))
     for label, ch in chosen.items():
-        print(f"\n{label}: weights chosen per held-out label:")
+        print(f"\n{label}: chosen per held-out label:")
         for lab, w in ch.items():
-            print(f"  without {lab:>13}: " + ", ".join(f"{k}={v:.1f}" for k, v in w.items()))
+            print(f"  without {lab:>13}: " + (", ".join(f"{k}={v:.1f}" for k, v in w.items())
+                                               if isinstance(w, dict) else f"k={w}"))
 
     # cost of building the recommended space and of one set-matching rerank
     t0 = time.perf_counter()
@@ -267,8 +394,61 @@ def main(argv=None):
     print(f"\nbuild recommended space for {len(ts)} tracks: {1000 * t_build:.1f} ms; "
           f"set-matching rerank of 50 candidates: {1000 * t_rr:.1f} ms/query")
 
+    if ts.patch_pool is not None:
+        t0 = time.perf_counter()
+        Sm = R.layer_summaries(ts.patch_pool, ts.patch_embeddings)
+        t_sum = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        X, norm = R.layer_similarity_vectors(Sm)
+        t_build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for q in range(100):
+            qv, _ = R.layer_similarity_vectors(R.layer_summary(ts.patch_pool[q % len(ts)],
+                                                               ts.patch_embeddings[q % len(ts)])[None],
+                                               normalizer=norm)
+        t_q = (time.perf_counter() - t0) / 100
+        print(f"layer recipe: summaries of {len(ts)} tracks {1000 * t_sum:.1f} ms, fit+map {1000 * t_build:.1f} ms; "
+              f"one query (summary + map): {1000 * t_q:.2f} ms; {X.shape[1]}-d vectors; stored statistics: "
+              f"mean_ and scale_ ({len(norm.mean_)} float32 each)")
+        P = R.layer_patches(ts.patch_pool, ts.patch_embeddings)
+        t0 = time.perf_counter()
+        space = R.PatchSpace().fit(P)
+        Xp = space.transform(P)
+        Xa = R.database_augmentation(Xp, k=3)
+        t_build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for q in range(20):
+            qv = space.transform([P[q % len(P)]])
+            R.database_augmentation(qv, k=3, database=Xp)
+        t_q = (time.perf_counter() - t0) / 20
+        nbytes = sum(v.nbytes for v in space.to_arrays().values())
+        print(f"PatchSpace + DBA k=3: fit+map+augment {len(ts)} tracks {1000 * t_build:.0f} ms; one outside query "
+              f"(map {np.mean([len(p) for p in P]):.0f} patches + augment against the index): {1000 * t_q:.2f} ms; "
+              f"{Xa.shape[1]}-d vectors; stored statistics {nbytes / 1e6:.1f} MB")
+
     # does the gain hold for every sampling policy?
-    if not a.index:
+    if a.layers:
+        import layer_cache
+
+        rows = {}
+        for pol in a.policies.split(","):
+            f = os.path.join(a.layers, f"layers_{pol}.npz")
+            if not os.path.exists(f):
+                continue
+            t = layer_cache.load_trackset(f)
+            d = compare({"raw": lambda u: u.embedding, "rec": mean_std, "layers": layers,
+                         "layers+dba3": dba_rep(layers, 3), "patch+dba3": dba_rep(wccn_layers, 3)}, t, k=a.k)
+            row = {"raw p@10": 100 * d.loc["raw", f"p@{a.k}"]}
+            for n, lab in (("rec", "recommended"), ("layers", "LAYERS"), ("layers+dba3", "LAYERS+DBA3"),
+                           ("patch+dba3", "PatchSpace+DBA3")):
+                row[lab] = 100 * d.loc[n, f"p@{a.k}"]
+                row[f"d({lab})"] = 100 * d.loc[n, "d_vs_base"]
+                row[f"ci95({lab})"] = f"[{100 * d.loc[n, 'd_lo']:+.1f}, {100 * d.loc[n, 'd_hi']:+.1f}]"
+            rows[pol] = row
+        if rows:
+            print("\nraw vs recommended vs layers per sampling policy:")
+            print(pd.DataFrame(rows).T.to_string(float_format=lambda v: f"{v:.1f}"))
+    elif not a.index:
         rows = {}
         for pol in a.policies.split(","):
             f = os.path.join(a.cache, f"sampling_{pol}.npz")

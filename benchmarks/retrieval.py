@@ -63,6 +63,8 @@ class TrackSet:
     patch_embeddings : list of float32 (m_i, D)
     patch_probs : list of float32 (m_i, C)
     descriptors : pandas.DataFrame or None   one row per track (same order)
+    patch_pool : list of float32 (m_i, 1506) or None   musicnn's ``pool`` layer per
+        patch (same patches as ``patch_embeddings``; ``layer_cache.load_trackset``)
     """
 
     paths: list
@@ -72,6 +74,7 @@ class TrackSet:
     patch_embeddings: list
     patch_probs: list
     descriptors: pd.DataFrame | None = None
+    patch_pool: list | None = None
 
     def __len__(self):
         return len(self.paths)
@@ -182,6 +185,7 @@ class TrackSet:
             patch_embeddings=[self.patch_embeddings[i] for i in rows],
             patch_probs=[self.patch_probs[i] for i in rows],
             descriptors=None if self.descriptors is None else self.descriptors.iloc[rows].reset_index(drop=True),
+            patch_pool=None if self.patch_pool is None else [self.patch_pool[i] for i in rows],
         )
 
 

@@ -281,3 +281,166 @@ def test_hubness_corrections_demote_a_hub():
     assert occurrences(R.mutual_proximity(S)) < base
     with pytest.raises(ParameterError):
         R.csls(S[:3])
+
+
+# ------------------------------------------------------------- layer space
+def _layer_tracks(n_per=12, n_labels=3, m=8, d_pool=40, d_emb=10, seed=0):
+    """Tracks whose labels differ only in how much some pool channels vary
+    over the track's patches (equal means), with a large shared offset and a
+    per-track nuisance in the embedding."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_labels), n_per)
+    spread = rng.uniform(0.2, 3.0, size=(n_labels, d_pool))
+    pools, embs = [], []
+    for lab in labels:
+        pools.append(10.0 + spread[lab] * rng.normal(size=(m, d_pool)))
+        embs.append(5.0 + rng.normal(size=(1, d_emb)) + 0.1 * rng.normal(size=(m, d_emb)))
+    return pools, embs, labels
+
+
+def test_layer_summary_layout_and_errors():
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(5, 6)), rng.normal(size=(5, 3))
+    s = R.layer_summary(A, B)
+    assert s.shape == (18,) and s.dtype == np.float32
+    np.testing.assert_allclose(s[:6], A.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(s[6:9], B.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(s[9:15], A.std(0), rtol=1e-5)
+    np.testing.assert_allclose(s[15:], B.std(0), rtol=1e-5)
+    one = R.layer_summary(A[:1], B[:1])  # one patch: no spread
+    assert np.all(one[9:] == 0)
+    S = R.layer_summaries([A, A[:2]], [B, B[:2]])
+    assert S.shape == (2, 18)
+    np.testing.assert_array_equal(S[0], s)
+    assert R.LAYER_SUMMARY_INPUTS == {"pool": 1506, "penultimate": 200}
+    with pytest.raises(ParameterError, match="same patches"):
+        R.layer_summary(A, B[:4])
+    with pytest.raises(ParameterError, match="tracks"):
+        R.layer_summaries([A], [B, B])
+
+
+def test_layer_space_finds_labels_that_differ_in_spread_only():
+    pools, embs, y = _layer_tracks()
+    raw_mean = np.stack([e.mean(0) for e in embs])
+    X, norm = R.layer_similarity_vectors(R.layer_summaries(pools, embs))
+    assert X.shape == (len(y), 2 * (40 + 10))
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+    assert _p_at_k(X, y, k=5) > 0.9
+    assert _p_at_k(raw_mean, y, k=5) < 0.6
+    # the pool means alone (what the mean embedding pools) do not separate them
+    assert _p_at_k(R.CollectionNormalizer().fit_transform(R.pool_tracks(pools, method="mean")), y, k=5) < 0.6
+
+
+def test_layer_space_maps_a_query_with_stored_statistics():
+    pools, embs, y = _layer_tracks(seed=1)
+    S = R.layer_summaries(pools, embs)
+    X, norm = R.layer_similarity_vectors(S[1:])  # track 0 is not in the index
+    saved = R.CollectionNormalizer.from_dict(json.loads(json.dumps(norm.to_dict())))
+    q, same = R.layer_similarity_vectors(S[:1], normalizer=saved)
+    np.testing.assert_allclose(q[0], R.l2_normalize((S[:1] - norm.mean_) / norm.scale_)[0], atol=1e-5)
+    nearest = np.argsort(-(X @ q[0]))[:5] + 1
+    assert (y[nearest] == y[0]).mean() >= 0.8
+    assert same is saved
+    with pytest.raises(ParameterError, match="n_components"):
+        R.layer_similarity_vectors(S, normalizer=saved, n_components=4)
+
+
+def test_pca_normalizer_keeps_cosines_at_full_rank_and_truncates():
+    pools, embs, y = _layer_tracks(seed=2)
+    S = R.layer_summaries(pools, embs)
+    Xs, _ = R.layer_similarity_vectors(S)
+    Xp, norm = R.layer_similarity_vectors(S, n_components=len(S))
+    assert norm.method == "pca" and norm.components_.shape == (S.shape[1], len(S))
+    np.testing.assert_allclose(norm.components_.T @ norm.components_, np.eye(len(S)), atol=1e-4)
+    np.testing.assert_allclose(Xp @ Xp.T, Xs @ Xs.T, atol=1e-4)  # a rotation: same cosines
+    X8, n8 = R.layer_similarity_vectors(S, n_components=8)
+    assert X8.shape == (len(S), 8) and _p_at_k(X8, y, k=5) > 0.8
+    back = R.CollectionNormalizer.from_dict(json.loads(json.dumps(n8.to_dict())))
+    np.testing.assert_array_equal(back.transform(S), n8.transform(S))
+    with pytest.raises(ParameterError, match="n_components"):
+        R.CollectionNormalizer("pca", n_components=len(S) + 1).fit(S)
+
+
+def test_database_augmentation_pulls_groups_together():
+    gains = []
+    for seed in range(3):
+        X, y = planted(offset=0.0, signal=0.5, seed=seed)
+        A = R.database_augmentation(X, k=3)
+        np.testing.assert_allclose(np.linalg.norm(A, axis=1), 1, atol=1e-5)
+        gains.append(_p_at_k(A, y, k=5) - _p_at_k(X, y, k=5))
+    assert min(gains) > 0.03 and np.mean(gains) > 0.05
+    np.testing.assert_allclose(R.database_augmentation(X, k=0), R.l2_normalize(X), atol=1e-6)
+    # k=1: itself with weight 1, its nearest neighbour with weight 1/2
+    P = np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32)
+    Pn = R.l2_normalize(P)
+    np.testing.assert_allclose(R.database_augmentation(P, k=1)[0], R.l2_normalize(Pn[0] + 0.5 * Pn[1]), atol=1e-6)
+    for bad in (-1, len(X), 2.5, True):
+        with pytest.raises(ParameterError, match="k="):
+            R.database_augmentation(X, k=bad)
+
+
+def test_database_augmentation_of_an_outside_query_matches_the_index_rows():
+    X, _ = planted(offset=0.0, signal=0.5, seed=5)
+    A = R.database_augmentation(X, k=3)
+    q = R.database_augmentation(X[:1], k=3, database=X[1:])  # track 0 queried from outside
+    np.testing.assert_allclose(q[0], A[0], atol=1e-5)
+    with pytest.raises(ParameterError, match="columns"):
+        R.database_augmentation(X[:1, :5], k=3, database=X)
+    with pytest.raises(ParameterError, match="k="):
+        R.database_augmentation(X[:1], k=len(X) + 1, database=X)
+
+
+def _nuisance_tracks(n_per=10, n_labels=3, m=8, d=12, amp=(1, 15), seed=0):
+    """Labels differ a little in a 4-d subspace; every track's patches wander
+    a lot, by a track-specific amount, in another 4-d subspace (a nuisance
+    that the mean and the spread over 8 patches both pick up).  The
+    subspaces are rotated, so no per-dimension scaling can remove it."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_labels, 4))
+    Q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    labels = np.repeat(np.arange(n_labels), n_per)
+    tracks = []
+    for lab in labels:
+        P = 0.3 * rng.normal(size=(m, d))
+        P[:, :4] += centres[lab] + 0.3 * rng.normal(size=4)
+        P[:, 4:8] += rng.uniform(*amp) * rng.normal(size=(m, 4))
+        tracks.append((P @ Q).astype(np.float32))
+    return tracks, labels
+
+
+def test_patch_space_shrinks_within_track_nuisance():
+    wins = []
+    for seed in range(3):
+        tracks, y = _nuisance_tracks(seed=seed)
+        X = R.PatchSpace(reg=0.1).fit_transform(tracks)
+        assert X.shape == (len(y), 24)
+        np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
+        plain = R.CollectionNormalizer().fit_transform(R.pool_tracks(tracks, method="mean_std"))
+        wins.append(_p_at_k(X, y, k=5) - _p_at_k(plain, y, k=5))
+    assert min(wins) > 0.15 and np.mean(wins) > 0.2
+    with pytest.raises(ParameterError, match="not fitted"):
+        R.PatchSpace().transform(tracks)
+    with pytest.raises(ParameterError, match="at least 2 tracks"):
+        R.PatchSpace().fit(tracks[:1])
+
+
+def test_patch_space_round_trip_and_outside_query(tmp_path):
+    tracks, y = _nuisance_tracks(amp=(3, 3), seed=4)
+    pool = [t[:, :9] for t in tracks]
+    emb = [t[:, 9:] for t in tracks]
+    P = R.layer_patches(pool, emb)
+    np.testing.assert_array_equal(P[3], tracks[3])
+    space = R.PatchSpace(reg=0.1).fit(P[1:])  # track 0 stays outside the index
+    f = tmp_path / "space.npz"
+    np.savez(f, **space.to_arrays())
+    with np.load(f, allow_pickle=False) as z:
+        back = R.PatchSpace.from_arrays(z)
+    np.testing.assert_array_equal(back.transform(P[:5]), space.transform(P[:5]))
+    index = space.transform(P[1:])
+    q = R.database_augmentation(back.transform(P[:1]), k=3, database=index)
+    nearest = np.argsort(-(R.database_augmentation(index, k=3) @ q[0]))[:5] + 1
+    assert (y[nearest] == y[0]).mean() >= 0.6
+    with pytest.raises(ParameterError, match="same patches"):
+        R.layer_patches(pool, [e[:-1] for e in emb])
+    with pytest.raises(ParameterError, match="PatchSpace"):
+        R.PatchSpace.from_arrays({"reg": np.array(1.0)})
