@@ -556,9 +556,6 @@ def analyze_files(
                 if info.duration_s <= 0:
                     raise AudioError(p, "contains no audio samples")
                 put(("start", i, info))
-                desc = None
-                if descriptors:
-                    desc = _descriptors_for(p, info)
                 n = 0
                 # the first file's first block is one batch: the CNN starts early
                 first = bs if not started_any else None
@@ -570,6 +567,8 @@ def analyze_files(
                     n += 1
                 if n == 0:
                     raise AudioError(p, "contains no audio samples")
+                # descriptors after the patches are queued: the CNN has work meanwhile
+                desc = _descriptors_for(p, info) if descriptors else None
                 put(("end", i, (n, desc)))
             except RecommenderError as e:
                 put(("error", i, e))
