@@ -239,6 +239,26 @@ def dba_rep(fn, k):
     return lambda t: R.database_augmentation(fn(t), k=k)
 
 
+def dba_outside_rep(fn, k):
+    """DBA with every query from *outside* the index: the index is augmented
+    without the query's track, and the query with its neighbours in it (what
+    a new track sees; statistics stay fitted on the whole collection)."""
+
+    @similarity_rep
+    def rep(t):
+        X = R.l2_normalize(fn(t))
+        n = len(X)
+        S = np.full((n, n), -1e9)
+        for i in range(n):
+            o = np.r_[0:i, i + 1 : n]
+            q = R.database_augmentation(X[i : i + 1], k=k, database=X[o])[0]
+            S[i, o] = R.database_augmentation(X[o], k=k) @ q
+        np.fill_diagonal(S, np.inf)
+        return S
+
+    return rep
+
+
 def lolo_param(ts: TrackSet, build, grid, k=10):
     """Leave-one-label-out choice of one hyperparameter: the rows of label L come
     from ``build(ts, v)`` with ``v`` chosen on the collection without L
@@ -287,11 +307,13 @@ def layer_reps(ts: TrackSet, k=10):
     reps["layers: LAYERS + MP"] = hub(layers, "mp")
     reps["layers: LAYERS + CSLS"] = hub(layers, "csls")
     reps["layers: LAYERS + DBA k=3"] = dba_rep(layers, 3)
+    reps["layers: LAYERS + DBA k=3, query outside"] = dba_outside_rep(layers, 3)
     grid = (0, 1, 2, 3, 5, 8, 12)
     S, ch = lolo_param(ts, lambda t, v: R.database_augmentation(layers(t), k=v), grid, k=k)
     reps["layers: LAYERS + DBA, k by LOLO"] = S
     reps["layers: PatchSpace = WCCN(pool+pen patches), mean+std"] = wccn_layers
     reps["layers: PatchSpace + DBA k=3 (STRONGEST)"] = dba_rep(wccn_layers, 3)
+    reps["layers: PatchSpace + DBA k=3, query outside"] = dba_outside_rep(wccn_layers, 3)
     S2, ch2 = lolo_param(ts, lambda t, v: R.database_augmentation(wccn_layers(t), k=v), grid, k=k)
     reps["layers: PatchSpace + DBA, k by LOLO"] = S2
     return reps, {"layers: LAYERS + DBA, k by LOLO": ch, "layers: PatchSpace + DBA, k by LOLO": ch2}
