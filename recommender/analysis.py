@@ -151,6 +151,11 @@ class TrackAnalysis:
         The policy that chose the patches (see :class:`Sampling`).
     padded : bool
         True when the clip was shorter than one patch and was repeat-padded.
+    layer_summary : np.ndarray or None
+        :func:`recommender.representations.layer_summary` of the patches:
+        mean and standard deviation over patches of musicnn's ``pool`` and
+        ``penultimate`` layers (3412 values), what the ``'similarity'`` space
+        is built from; ``None`` for a model without a ``pool`` layer.
     """
 
     path: str | None
@@ -161,6 +166,7 @@ class TrackAnalysis:
     sampling: dict
     padded: bool = False
     descriptors: dict | None = None
+    layer_summary: np.ndarray | None = None
 
     @property
     def n_patches(self) -> int:
@@ -370,16 +376,24 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
         P = np.stack([features.window_logmel(ypad[s : s + features.PATCH_WINDOW_SAMPLES]) for s in starts])
         starts_s = starts / features.SR
         padded = False
-    probs, emb = m.predict_patches(P)
+    with_pool = bool(getattr(m, "has_pool", False))
+    out = m.predict_patches(P, with_pool=True) if with_pool else m.predict_patches(P)
     return TrackAnalysis(
         path=None,
         duration_s=len(y) / features.SR,
         starts_s=np.asarray(starts_s, dtype=np.float64),
-        patch_probs=probs,
-        patch_embeddings=emb,
+        patch_probs=out[0],
+        patch_embeddings=out[1],
         sampling=sampling.to_json(),
         padded=padded,
+        layer_summary=_layer_summary([out[2]], out[1]) if with_pool else None,
     )
+
+
+def _layer_summary(pools, embeddings) -> np.ndarray:
+    from .representations import layer_summary
+
+    return layer_summary(np.concatenate(pools), embeddings).astype(np.float32)
 
 
 def analyze_file(path, *, model=None, sampling=None) -> TrackAnalysis:
@@ -396,12 +410,13 @@ def analyze_file(path, *, model=None, sampling=None) -> TrackAnalysis:
 
 
 class _Accumulator:
-    __slots__ = ("path", "info", "starts", "probs", "embs", "padded", "done_blocks", "total_blocks", "descriptors")
+    __slots__ = ("path", "info", "starts", "probs", "embs", "pools", "padded", "done_blocks", "total_blocks",
+                 "descriptors")
 
     def __init__(self, path, info):
         self.path = path
         self.info = info
-        self.starts, self.probs, self.embs = [], [], []
+        self.starts, self.probs, self.embs, self.pools = [], [], [], []
         self.padded = False
         self.done_blocks = 0
         self.total_blocks = None
@@ -523,6 +538,7 @@ def analyze_files(
     sampling = Sampling.parse(sampling)
     m = _resolve_model(model)
     bs = int(batch_size or getattr(m, "batch_size", 32))
+    with_pool = bool(getattr(m, "has_pool", False))
     st = stats if stats is not None else PipelineStats()
     t_start = time.perf_counter()
 
@@ -600,7 +616,9 @@ def analyze_files(
             return
         P = np.concatenate(pend_P) if len(pend_P) > 1 else pend_P[0]
         t0 = time.perf_counter()
-        probs, embs = m.predict_patches(P[:take], batch_size=bs)
+        out = (m.predict_patches(P[:take], batch_size=bs, with_pool=True) if with_pool
+               else m.predict_patches(P[:take], batch_size=bs))
+        probs, embs = out[0], out[1]
         st.cnn_s += time.perf_counter() - t0
         st.cnn_calls += -(-take // bs)
         st.patches += take
@@ -618,6 +636,8 @@ def analyze_files(
             if a is not None and fi not in failed:
                 a.probs.append(probs[pos : pos + used])
                 a.embs.append(embs[pos : pos + used])
+                if with_pool:
+                    a.pools.append(out[2][pos : pos + used])
             pos += used
             if used == n:
                 pend_owner.pop(0)
@@ -632,15 +652,17 @@ def analyze_files(
             return None
         del acc[fi]
         st.files += 1
+        embs = np.concatenate(a.embs).astype(np.float32)
         return TrackAnalysis(
             path=a.path,
             duration_s=float(a.info.duration_s),
             starts_s=np.concatenate(a.starts).astype(np.float64),
             patch_probs=np.concatenate(a.probs).astype(np.float32),
-            patch_embeddings=np.concatenate(a.embs).astype(np.float32),
+            patch_embeddings=embs,
             sampling=sampling.to_json(),
             padded=a.padded,
             descriptors=a.descriptors,
+            layer_summary=_layer_summary(a.pools, embs) if with_pool else None,
         )
 
     def next_item():

@@ -1214,6 +1214,10 @@ class Catalog:
             ]
         return out
 
+    def count_vectors(self, space) -> int:
+        """Number of tracks with a vector in ``space`` (0 for an unknown space)."""
+        return int(self._select("SELECT COUNT(*) FROM vectors WHERE space=?", (str(space),))[0][0])
+
     @property
     def dims(self) -> dict:
         """``{space: dim}`` recorded in this catalog."""

@@ -1245,6 +1245,7 @@ class TrainedTagModel(_tag_model_base()):
 
     def __init__(self, name, keras_model, metadata, weights_sha256, *, source=None, mode=None):
         super().__init__(name, keras_model, metadata, weights_sha256)
+        self.has_pool = False  # a classifier's own layers: the layer space is for the pretrained models
         self.source = source
         self.mode = mode
 

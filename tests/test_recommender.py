@@ -276,3 +276,54 @@ def test_unchanged_rescan_does_not_load_the_model(built):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_similarity_space_is_the_layer_space(built, tmp_path):
+    import numpy as np
+
+    from recommender.representations import l2_normalize
+
+    rec, _, music, _ = built
+    cat = rec.catalog
+    ids, L = cat.vectors("layer_summary")
+    assert L.shape == (len(rec.tracks()), 3412)
+    # mean of the pool layer: the max half is never below the mean half
+    assert np.all(L[:, 0:1506:2] >= L[:, 1:1506:2] - 1e-4)
+    # the similarity vector of a track is its standardised layer summary
+    norm = rec.similarity_normalizer()
+    q = int(ids[0])
+    np.testing.assert_allclose(rec.vector(q, space="similarity"),
+                               l2_normalize(norm.transform(L[:1]))[0], atol=1e-4)
+    # an outside copy of an indexed file lands on it: same analysis, same space
+    tr = rec.tracks()
+    outside = tmp_path / "copy-of-q.flac"
+    shutil.copy(tr.loc[q, "path"], outside)
+    res = rec.analyse(str(outside))
+    np.testing.assert_allclose(res.layer_summary, L[0], atol=2e-3 * max(1.0, float(np.abs(L[0]).max())))
+
+
+def test_catalog_without_layer_summaries_falls_back_then_upgrades(tmp_path, demo_collection):
+    import sqlite3
+
+    src, _ = demo_collection
+    index = tmp_path / "index"
+    rec = Recommender(index)
+    rec.update([src], progress=False, descriptors=False)
+    n = len(rec.tracks())
+    rec.close()
+    # an index written before the layer summary existed: no such vectors, old analysis key
+    con = sqlite3.connect(index / "catalog.sqlite")
+    con.execute("DELETE FROM vectors WHERE space='layer_summary'")
+    con.execute("UPDATE tracks SET analysis_key = substr(analysis_key, 1, length(analysis_key) - 3)")
+    con.commit()
+    con.close()
+    old = Recommender(index)
+    assert old.catalog.count_vectors("layer_summary") == 0
+    res = old.similar(1, k=3)  # still answers, in the 400-d mean/spread space
+    assert len(res) == 3
+    assert old._space_dim(old.catalog, "similarity") == 400
+    report = old.update([src], progress=False, descriptors=False)
+    assert report.updated + report.added == n  # re-analysed once for the new vectors
+    assert old.catalog.count_vectors("layer_summary") == n
+    assert old._space_dim(old.catalog, "similarity") == 3412
+    assert len(old.similar(1, k=3)) == 3

@@ -165,10 +165,18 @@ def test_files_that_vanish_or_change_during_indexing(tmp_path, demo_collection, 
 # ---------------------------------------------------------------------------- kills
 _INDEX_SCRIPT = textwrap.dedent(
     """
-    import sys
+    import sys, time
     from recommender import Recommender
+    import recommender.analysis as A
     import recommender.recommender as R
     R.COMMIT_EVERY_S = 0.2
+    _real_blocks = A._file_blocks
+
+    def _slow_blocks(*args, **kwargs):  # analysis is faster than the kills: keep files in flight
+        time.sleep(0.25)
+        yield from _real_blocks(*args, **kwargs)
+
+    A._file_blocks = _slow_blocks
     Recommender(sys.argv[2]).update([sys.argv[1]], progress=False, descriptors=False)
     print("DONE")
     """

@@ -180,6 +180,12 @@ class TagModel:
         self._threads = threads
         self.runtime = "onnx" if session is not None else "tensorflow"
         self.precision = precision
+        #: Whether ``predict_patches(..., with_pool=True)`` is available (the
+        #: pretrained musicnn models; not trained classifiers).
+        self.has_pool = True
+        from .musicnn import FRONTEND_CHANNELS
+
+        self.pool_dim = 2 * (FRONTEND_CHANNELS + 3 * int(metadata["architecture"].get("midend_filters", 64)))
         self.metadata = metadata
         self.tags = list(metadata["tags"])
         self.n_tags = len(self.tags)
@@ -205,24 +211,27 @@ class TagModel:
                     self._keras_model = _build_keras(self.name, self.metadata, self._weights_path, self._threads)
         return self._keras_model
 
-    def _fn(self, batch: int):
+    def _fn(self, batch: int, with_pool: bool = False):
         """The compiled TensorFlow forward pass for exactly ``batch`` patches (traced once)."""
-        fn = self._fns.get(batch)
+        fn = self._fns.get((batch, with_pool))
         if fn is None:
             model = self.keras_model
             with self._fn_lock:
-                fn = self._fns.get(batch)
+                fn = self._fns.get((batch, with_pool))
                 if fn is None:
+                    import keras
                     import tensorflow as tf
 
+                    net = model
+                    if with_pool:
+                        net = keras.Model(model.input, list(model.outputs) + [model.get_layer("pool").output])
                     spec = tf.TensorSpec((batch, self.n_frames, self.n_mels), tf.float32)
 
                     @tf.function(input_signature=[spec], jit_compile=False, autograph=False)
                     def forward(x):
-                        probs, emb = model(x, training=False)
-                        return tf.cast(probs, tf.float32), tf.cast(emb, tf.float32)
+                        return tuple(tf.cast(o, tf.float32) for o in net(x, training=False))
 
-                    fn = self._fns[batch] = forward
+                    fn = self._fns[(batch, with_pool)] = forward
         return fn
 
     def _check_patches(self, P, batch_size):
@@ -241,7 +250,7 @@ class TagModel:
             raise ParameterError("P contains NaN or infinite values")
         return P, int(bs)
 
-    def predict_patches(self, P, *, batch_size=None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_patches(self, P, *, batch_size=None, with_pool=False):
         """Tag probabilities and embeddings of log-mel patches.
 
         With the ``onnx`` runtime, patches go through ONNX Runtime in chunks
@@ -257,11 +266,17 @@ class TagModel:
             Patches from :func:`recommender.features.patches`; ``n`` may be 0.
         batch_size : int, optional
             Patches per call (default :attr:`batch_size`, 8).
+        with_pool : bool
+            Also return musicnn's ``pool`` layer (max and mean over time of
+            the mid-end features, 1506 values, interleaved), from the same
+            forward pass.  Only where :attr:`has_pool`.
 
         Returns
         -------
         probs : np.ndarray, shape (n, n_tags), float32
         embeddings : np.ndarray, shape (n, embedding_dim), float32
+        pool : np.ndarray, shape (n, 1506), float32
+            Only with ``with_pool=True``.
 
         Raises
         ------
@@ -269,17 +284,22 @@ class TagModel:
             Wrong shape, non-numeric or non-finite input, bad ``batch_size``.
         """
         P, bs = self._check_patches(P, batch_size)
+        if with_pool and not self.has_pool:
+            raise ParameterError(f"with_pool=True: model {self.name!r} has no 'pool' layer")
         n = len(P)
         probs = np.empty((n, self.n_tags), dtype=np.float32)
         emb = np.empty((n, self.embedding_dim), dtype=np.float32)
+        pool = np.empty((n, self.pool_dim), dtype=np.float32) if with_pool else None
+        outs = (probs, emb, pool) if with_pool else (probs, emb)
         if n == 0:
-            return probs, emb
+            return outs
         if self._session is not None:
+            names = _ORT_OUTPUTS + ["pool"] if with_pool else _ORT_OUTPUTS
             for start in range(0, n, bs):
-                p, e = self._session.run(_ORT_OUTPUTS, {"logmel": P[start : start + bs]})
-                probs[start : start + bs] = p
-                emb[start : start + bs] = e
-            return probs, emb
+                got = self._session.run(names, {"logmel": P[start : start + bs]})
+                for dst, src in zip(outs, got):
+                    dst[start : start + bs] = src
+            return outs
         expected = P.shape[1:]
         start = 0
         while start < n:
@@ -292,11 +312,11 @@ class TagModel:
                 b = min(bs, 1 << (rest - 1).bit_length())
                 x = np.zeros((b,) + expected, dtype=np.float32)
                 x[:rest] = P[start:]
-            p, e = self._fn(b)(x)
-            probs[start : start + size] = p.numpy()[:size]
-            emb[start : start + size] = e.numpy()[:size]
+            got = self._fn(b, with_pool)(x)
+            for dst, src in zip(outs, got):
+                dst[start : start + size] = src.numpy()[:size]
             start += size
-        return probs, emb
+        return outs
 
 
 _ORT_OUTPUTS = ["probabilities", "penultimate"]
