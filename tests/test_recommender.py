@@ -327,3 +327,23 @@ def test_catalog_without_layer_summaries_falls_back_then_upgrades(tmp_path, demo
     assert old.catalog.count_vectors("layer_summary") == n
     assert old._space_dim(old.catalog, "similarity") == 3412
     assert len(old.similar(1, k=3)) == 3
+
+
+def test_large_collections_project_the_layer_space(tmp_path, demo_collection, monkeypatch):
+    import numpy as np
+
+    import recommender.recommender as R
+
+    monkeypatch.setattr(R, "LAYER_PCA_ABOVE", 3)
+    monkeypatch.setattr(R, "LAYER_PCA_DIMS", 4)
+    src, _ = demo_collection
+    rec = Recommender(tmp_path / "index")
+    rec.update([src], progress=False, descriptors=False)
+    assert rec._space_dim(rec.catalog, "similarity") == 4
+    v = rec.vector(1, space="similarity")
+    assert v.shape == (4,) and abs(float(np.linalg.norm(v)) - 1) < 1e-4
+    res = rec.similar(1, k=3)
+    assert len(res) == 3 and 1 not in set(res["id"])
+    outside = tmp_path / "copy.flac"
+    shutil.copy(rec.tracks().loc[1, "path"], outside)
+    assert int(rec.similar(str(outside), k=1, space="similarity")["id"].iloc[0]) != 1  # duplicate excluded
