@@ -472,18 +472,18 @@ class Recommender:
         return 0 < n <= LAYER_SPACE_MAX_TRACKS and n == cat.count_vectors("embedding")
 
     def _similarity_input(self, cat):
-        """(ids, raw matrix) the ``'similarity'`` space standardises."""
+        """(ids, raw matrix, whether it is the layer space) the ``'similarity'`` space standardises."""
         if self._uses_layers(cat):
-            return cat.vectors("layer_summary")
+            return (*cat.vectors("layer_summary"), True)
         ids, E, Sd = self._similarity_parts(cat)
-        return ids, np.concatenate([E, Sd], axis=1)
+        return ids, np.concatenate([E, Sd], axis=1), False
 
     @staticmethod
-    def _similarity_fit(cat, X):
+    def _similarity_fit(X, layers):
         """The fitted normaliser of the ``'similarity'`` space for the raw matrix ``X``."""
         from .representations import CollectionNormalizer
 
-        if len(X) > LAYER_PCA_ABOVE and Recommender._uses_layers(cat):
+        if layers and len(X) > LAYER_PCA_ABOVE:
             return CollectionNormalizer("pca", n_components=min(LAYER_PCA_DIMS, X.shape[1])).fit(X)
         return CollectionNormalizer("standardize").fit(X)
 
@@ -493,18 +493,18 @@ class Recommender:
         cat = self.catalog
         gen = cat.vectors_generation
         if self._similarity_norm is None or self._similarity_norm[0] != gen:
-            _, X = self._similarity_input(cat)
-            self._similarity_norm = (gen, self._similarity_fit(cat, X))
+            _, X, layers = self._similarity_input(cat)
+            self._similarity_norm = (gen, self._similarity_fit(X, layers))
         return self._similarity_norm[1]
 
     def _space_vectors(self, cat, space):
         if space == "similarity":
             from .representations import l2_normalize
 
-            ids, X = self._similarity_input(cat)
+            ids, X, layers = self._similarity_input(cat)
             if len(ids) < 2:
                 return ids, l2_normalize(X)
-            norm = self._similarity_fit(cat, X)
+            norm = self._similarity_fit(X, layers)
             self._similarity_norm = (cat.vectors_generation, norm)
             return ids, l2_normalize(norm.transform(X))
         if space == "both":
@@ -692,7 +692,7 @@ class Recommender:
             from .representations import l2_normalize, similarity_vectors
 
             norm = self.similarity_normalizer()
-            if self._uses_layers(self.catalog) and res.layer_summary is not None:
+            if res.layer_summary is not None and norm.n_features_in_ == len(res.layer_summary):
                 vecs[space] = l2_normalize(norm.transform(res.layer_summary[None]))[0]
             else:
                 vecs[space] = similarity_vectors([res.patch_embeddings], normalizer=norm)[0][0]

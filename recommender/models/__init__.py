@@ -526,13 +526,10 @@ def _onnx_session(weights_path, meta, threads, precision):
     """An ONNX Runtime session of musicnn built from the ``.npz`` weights."""
     import onnxruntime as ort
 
+    from .musicnn import read_weights
     from .onnx_graph import build_onnx
 
-    try:
-        with np.load(weights_path, allow_pickle=False) as npz:
-            weights = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object)...
-        raise ModelError(weights_path, f"not a valid weights .npz ({exc})") from None
+    weights = read_weights(weights_path)
     arch = meta["architecture"]
     graph = build_onnx(weights, n_tags=len(meta["tags"]), n_frames=arch["n_frames"],
                        n_mels=arch["n_mels"], precision=precision, source=weights_path)

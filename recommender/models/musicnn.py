@@ -62,6 +62,7 @@ __all__ = [
     "FRONTEND_CHANNELS",
     "build_musicnn",
     "load_weights",
+    "read_weights",
     "weight_shapes",
 ]
 
@@ -195,6 +196,23 @@ def weight_shapes(model) -> dict[str, tuple[int, ...]]:
     return {f"{layer.name}/{v.name}": tuple(v.shape) for layer in model.layers for v in layer.weights}
 
 
+def read_weights(path) -> dict[str, np.ndarray]:
+    """The arrays of a weights ``.npz`` (read with ``allow_pickle=False``).
+
+    Raises
+    ------
+    ModelError
+        Missing file, or not a valid ``.npz``.
+    """
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelError(path, "weights file not found") from None
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object)...
+        raise ModelError(path, f"not a valid weights .npz ({exc})") from None
+
+
 def load_weights(model, path, *, skip=()) -> None:
     """Load weights from an ``.npz`` keyed ``"<layer>/<variable>"``.
 
@@ -215,13 +233,7 @@ def load_weights(model, path, *, skip=()) -> None:
     """
     skip = set(skip)
     expected = {k: s for k, s in weight_shapes(model).items() if k.split("/")[0] not in skip}
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise ModelError(path, "weights file not found") from None
-    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object)...
-        raise ModelError(path, f"not a valid weights .npz ({exc})") from None
+    arrays = read_weights(path)
     file_keys = {k for k in arrays if k.split("/")[0] not in skip}
     missing = sorted(set(expected) - file_keys)
     extra = sorted(file_keys - set(expected))
