@@ -114,9 +114,10 @@ def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int 
     n_frames, n_mels : int
         Patch shape (187 x 96 for the pretrained models).
     precision : {"float32", "int8"}
-        ``"int8"`` runs the two timbral convolutions (80 % of the network's
-        multiply-adds) as 8-bit integer matrix products (see
-        :func:`_timbral_int8`); everything else stays float32.
+        ``"int8"`` runs the five front-end convolutions (two timbral, three
+        temporal: 96 % of the network's multiply-adds) as 8-bit integer
+        matrix products (see :func:`_timbral_int8`, :func:`_temporal_int8`);
+        everything else stays float32.
     source : str
         Named in errors.
 
@@ -161,6 +162,9 @@ def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
         s, b = _bn_affine(w, f"{name}_bn")
         branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
     for name in _TEMPORAL:
+        if precision == "int8":
+            branches.append(_temporal_int8(g, x, w, name, n_frames, n_mels))
+            continue
         k = w[f"{name}_conv/kernel"]  # (kt, 1, 1, out)
         kt = k.shape[0]
         kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
@@ -235,6 +239,45 @@ _INT8_BLOCK = 8
 _LOGMEL_MAX = float(np.log10(10000.0 * float(np.finfo(np.float16).max) + 1.0))
 
 
+def _input_quantisation(w):
+    """uint8 scale and zero point of the batch-normalised input, over its whole possible range.
+
+    The input BN maps the log-mel range ``[0, _LOGMEL_MAX]`` to an interval;
+    quantising over all of it means nothing is ever clipped, and 0 (the
+    padding value) is a quantisation level, so padding is exact.
+    """
+    a, b = _bn_affine(w, "input_bn")
+    lo, hi = sorted((float(b[0]), float(a[0]) * _LOGMEL_MAX + float(b[0])))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    zp = int(round(-lo / (hi - lo) * 255))
+    sx = max(-lo / zp if zp else 0.0, hi / (255 - zp) if zp < 255 else 0.0) * (1 + 1e-6)
+    return sx, zp
+
+
+def _filter_quantisation(k, w, name):
+    """Per-filter int8 weights of a front-end convolution ``k`` (..., C) followed by ReLU, BN and a max.
+
+    Filters whose BN scale is negative need the min over frequency: their
+    weights are negated, so that a max of the negated accumulators gives it
+    (exact in int8: the range is symmetric).  Returns ``(kq, sw, sign, s_bn, b_bn)``.
+    """
+    c = k.shape[-1]
+    s_bn, b_bn = _bn_affine(w, f"{name}_bn")
+    sign = np.where(s_bn >= 0, 1, -1).astype(np.int8)
+    sw = np.maximum(np.abs(k).reshape(-1, c).max(axis=0), 1e-12) / 127.0
+    kq = np.clip(np.round(k / sw), -127, 127).astype(np.int8) * sign
+    return kq, sw, sign, s_bn, b_bn
+
+
+def _max_then_affine(g: _Graph, acc, axis, sx, sw, sign, bias, s_bn, b_bn, prefix):
+    """max over ``axis`` of int32 accumulators, then dequantise, bias, ReLU and BN (float32)."""
+    deq = (sx * sw * sign).astype(np.float32)
+    red = g.op("Cast", [g.op("ReduceMax", [acc], axes=[axis], keepdims=0)], to=1)
+    v = g.op("Relu", [g.op("Add", [g.op("Mul", [red, g.const(f"{prefix}_q/deq", deq)]),
+                                   g.const(f"{prefix}_q/bias", np.asarray(bias, dtype=np.float32))])])
+    return g.op("Add", [g.op("Mul", [v, g.const(f"{prefix}_bn/scale", s_bn)]), g.const(f"{prefix}_bn/shift", b_bn)])
+
+
 def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
     """A timbral branch (Conv (7, kf) valid, ReLU, max over freq, BN) with int8 products.
 
@@ -261,19 +304,8 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
         starts.append(n_out - blk)
     span = blk + kf - 1  # input bands one block reads
 
-    # input quantisation: the BN'd input spans scale * [0, _LOGMEL_MAX] + shift
-    a, b = _bn_affine(w, "input_bn")
-    lo, hi = sorted((float(b[0]), float(a[0]) * _LOGMEL_MAX + float(b[0])))
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    zp = int(round(-lo / (hi - lo) * 255))
-    sx = max(-lo / zp if zp else 0.0, hi / (255 - zp) if zp < 255 else 0.0) * (1 + 1e-6)
-    # per-filter weight quantisation; filters whose BN scale is negative need
-    # the min over frequency: their weights are negated, so that a max of the
-    # negated accumulators gives it (exact in int8: the range is symmetric)
-    s_bn, b_bn = _bn_affine(w, f"{name}_bn")
-    sign = np.where(s_bn >= 0, 1, -1).astype(np.int8)
-    sw = np.maximum(np.abs(k).reshape(-1, c).max(axis=0), 1e-12) / 127.0
-    kq = np.clip(np.round(k / sw), -127, 127).astype(np.int8) * sign  # (kt, kf, C)
+    sx, zp = _input_quantisation(w)
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name)  # (kt, kf, C) int8
     toe = np.zeros((kt, span, blk, c), dtype=np.int8)
     for i in range(blk):
         toe[:, i : i + kf, i, :] = kq
@@ -301,10 +333,54 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
                                  g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, T, nb, blk * C) int32
     acc = g.op("Reshape", [acc, g.const(f"{name}_q/bands", [0, 0, len(starts) * blk, c], np.int64)])
 
-    deq = (sx * sw * sign).astype(np.float32)
-    bias = np.asarray(w[f"{name}_conv/bias"], dtype=np.float32)
-    red = g.op("Cast", [g.op("ReduceMax", [acc], axes=[2], keepdims=0)], to=1)  # (B, T, C) float32
-    v = g.op("Relu", [g.op("Add", [g.op("Mul", [red, g.const(f"{name}_q/deq", deq)]),
-                                   g.const(f"{name}_q/bias", bias)])])
-    out = g.op("Add", [g.op("Mul", [v, g.const(f"{name}_bn/scale", s_bn)]), g.const(f"{name}_bn/shift", b_bn)])
+    out = _max_then_affine(g, acc, 2, sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, T, C)
+    return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
+
+
+#: Output frames per row of the int8 temporal products.
+_INT8_TIME_BLOCK = 8
+
+
+def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels):
+    """A temporal branch (Conv (kt, 1) 'same', ReLU, max over freq, BN) with int8 products.
+
+    Same quantisation as :func:`_timbral_int8`.  The convolution runs along
+    time, band by band: rows are (patch, band, block of 8 output frames), a
+    row holds the ``kt + 7`` frames the block reads, and the weights form the
+    banded matrix over time, so one ``MatMulInteger`` computes 8 frames x
+    every filter per row.  The time axis is padded as TensorFlow's 'same'
+    does, plus zeros at the end up to a whole number of blocks (those
+    outputs are dropped after the max over bands).
+    """
+    k = np.asarray(w[f"{name}_conv/kernel"], dtype=np.float32)[:, 0, 0, :]  # (kt, C)
+    kt, c = k.shape
+    blk = _INT8_TIME_BLOCK
+    nb = -(-n_frames // blk)
+    span = blk + kt - 1
+
+    sx, zp = _input_quantisation(w)
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name)
+    toe = np.zeros((span, blk, c), dtype=np.int8)
+    for i in range(blk):
+        toe[i : i + kt, i, :] = kq
+    toe = toe.reshape(span, blk * c)
+
+    before, after = (kt - 1) // 2, kt // 2 + nb * blk - n_frames
+    xp = g.op("Pad", [x, g.const(f"{name}_q/pads", [0, 0, before, 0, 0, 0, after, 0], np.int64)])
+    xq = g.op("QuantizeLinear", [xp, g.const(f"{name}_q/sx", sx), g.const(f"{name}_q/zp", zp, np.uint8)])
+    xq = g.op("Transpose", [g.op("Squeeze", [xq, g.const(f"{name}_q/axis1", [1], np.int64)])],
+              perm=[0, 2, 1])  # (B, 96, nb * blk + kt - 1)
+    blocks = []
+    for j in range(nb):  # (B, 96, 1, span) per block of output frames
+        sl = g.op("Slice", [xq, g.const(f"{name}_q/b{j}s", [j * blk], np.int64),
+                            g.const(f"{name}_q/b{j}e", [j * blk + span], np.int64),
+                            g.const(f"{name}_q/ax2", [2], np.int64)])
+        blocks.append(g.op("Unsqueeze", [sl, g.const(f"{name}_q/ax2u", [2], np.int64)]))
+    rows = g.op("Concat", blocks, axis=2)  # (B, 96, nb, span)
+    acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
+                                 g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, 96, nb, blk * C) int32
+    acc = g.op("Reshape", [acc, g.const(f"{name}_q/frames", [0, 0, nb * blk, c], np.int64)])
+    out = _max_then_affine(g, acc, 1, sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, nb*blk, C)
+    out = g.op("Slice", [out, g.const(f"{name}_q/t0", [0], np.int64), g.const(f"{name}_q/tT", [n_frames], np.int64),
+                         g.const(f"{name}_q/ax1", [1], np.int64)])
     return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
