@@ -269,10 +269,13 @@ def _filter_quantisation(k, w, name):
     return kq, sw, sign, s_bn, b_bn
 
 
-def _max_then_affine(g: _Graph, acc, axis, sx, sw, sign, bias, s_bn, b_bn, prefix):
-    """max over ``axis`` of int32 accumulators, then dequantise, bias, ReLU and BN (float32)."""
+def _max_then_affine(g: _Graph, acc, axes, sx, sw, sign, bias, s_bn, b_bn, prefix):
+    """max of int32 accumulators over ``axes`` (one after the other), then
+    dequantise, bias, ReLU and BN (float32)."""
     deq = (sx * sw * sign).astype(np.float32)
-    red = g.op("Cast", [g.op("ReduceMax", [acc], axes=[axis], keepdims=0)], to=1)
+    for axis in axes:
+        acc = g.op("ReduceMax", [acc], axes=[axis], keepdims=0)
+    red = g.op("Cast", [acc], to=1)
     v = g.op("Relu", [g.op("Add", [g.op("Mul", [red, g.const(f"{prefix}_q/deq", deq)]),
                                    g.const(f"{prefix}_q/bias", np.asarray(bias, dtype=np.float32))])])
     return g.op("Add", [g.op("Mul", [v, g.const(f"{prefix}_bn/scale", s_bn)]), g.const(f"{prefix}_bn/shift", b_bn)])
@@ -306,10 +309,12 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
 
     sx, zp = _input_quantisation(w)
     kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name)  # (kt, kf, C) int8
-    toe = np.zeros((kt, span, blk, c), dtype=np.int8)
+    # columns ordered (filter, band): the max over a row's 8 bands is then a
+    # reduction over the contiguous last axis (3x faster than over a middle one)
+    toe = np.zeros((kt, span, c, blk), dtype=np.int8)
     for i in range(blk):
-        toe[:, i : i + kf, i, :] = kq
-    toe = toe.reshape(kt * span, blk * c)
+        toe[:, i : i + kf, :, i] = kq
+    toe = toe.reshape(kt * span, c * blk)
 
     xp = g.op("Pad", [x, g.const(f"{name}_q/pads", [0, 0, kt // 2, 0, 0, 0, kt // 2, 0], np.int64)])
     xq = g.op("QuantizeLinear", [xp, g.const(f"{name}_q/sx", sx), g.const(f"{name}_q/zp", zp, np.uint8)])
@@ -330,10 +335,9 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
     rows = g.op("Concat", blocks, axis=2)  # (B, T, nb, kt, span)
     rows = g.op("Reshape", [rows, g.const(f"{name}_q/rows", [0, 0, len(starts), kt * span], np.int64)])
     acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
-                                 g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, T, nb, blk * C) int32
-    acc = g.op("Reshape", [acc, g.const(f"{name}_q/bands", [0, 0, len(starts) * blk, c], np.int64)])
-
-    out = _max_then_affine(g, acc, 2, sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, T, C)
+                                 g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, T, nb, C * blk) int32
+    acc = g.op("Reshape", [acc, g.const(f"{name}_q/bands", [0, 0, len(starts), c, blk], np.int64)])
+    out = _max_then_affine(g, acc, (4, 2), sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, T, C)
     return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
 
 
@@ -380,7 +384,7 @@ def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels):
     acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
                                  g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, 96, nb, blk * C) int32
     acc = g.op("Reshape", [acc, g.const(f"{name}_q/frames", [0, 0, nb * blk, c], np.int64)])
-    out = _max_then_affine(g, acc, 1, sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, nb*blk, C)
+    out = _max_then_affine(g, acc, (1,), sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, nb*blk, C)
     out = g.op("Slice", [out, g.const(f"{name}_q/t0", [0], np.int64), g.const(f"{name}_q/tT", [n_frames], np.int64),
                          g.const(f"{name}_q/ax1", [1], np.int64)])
     return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
