@@ -576,15 +576,17 @@ def analyze_files(
                 # the first file's first block is one batch: the CNN starts early
                 first = bs if not started_any else None
                 started_any = True
-                for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info, first):
-                    if stop.is_set():
-                        return
-                    put(("block", i, (starts_s, P, padded)))
-                    n += 1
-                if n == 0:
-                    raise AudioError(p, "contains no audio samples")
-                # descriptors after the patches are queued: the CNN has work meanwhile
-                desc = _descriptors_for(p, info) if descriptors else None
+                # the descriptor excerpts lie inside the CNN's windows: decoded once
+                with audio.reuse_decoded():
+                    for starts_s, P, padded in _file_blocks(p, sampling, block_patches, info, first):
+                        if stop.is_set():
+                            return
+                        put(("block", i, (starts_s, P, padded)))
+                        n += 1
+                    if n == 0:
+                        raise AudioError(p, "contains no audio samples")
+                    # descriptors after the patches are queued: the CNN has work meanwhile
+                    desc = _descriptors_for(p, info, sampling) if descriptors else None
                 put(("end", i, (n, desc)))
             except RecommenderError as e:
                 put(("error", i, e))
@@ -749,25 +751,63 @@ def _single_threaded_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _descriptors_for(path, info) -> dict | None:
+def _descriptors_for(path, info, sampling=None) -> dict | None:
     """MIR descriptors of a file; ``None`` (logged) if they cannot be computed."""
     try:
         from . import descriptors as _d
     except ImportError:  # pragma: no cover
         return None
     try:
+        starts = _descriptor_starts(info, sampling) if sampling is not None else None
+        if starts is not None:
+            from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
+
+            return _d.describe_at(path, starts, INDEX_CLIP_S / INDEX_EXCERPTS)
         return _d.describe_file(path, **_descriptor_clip(info))
     except RecommenderError as e:
         logger.warning("descriptors failed for %s: %s", path, e)
         return None
 
 
+def _excerpt_windows(k: int, n: int) -> list[int]:
+    """Which ``n`` of ``k`` evenly spread windows hold the descriptor excerpts.
+
+    Spread like ``n`` equal parts of the track, placed symmetrically about
+    its middle (for k=8, n=4: windows 1, 3, 4, 6, i.e. at about 19, 44, 56
+    and 81 % of the track).
+
+    >>> _excerpt_windows(8, 4), _excerpt_windows(4, 4), _excerpt_windows(16, 4)
+    ([1, 3, 4, 6], [0, 1, 2, 3], [2, 6, 9, 13])
+    """
+    if not 1 <= n <= k:
+        raise ParameterError(f"cannot pick {n} of {k} windows")
+    half = [int((i + 0.5) * k / n) for i in range(n // 2)]
+    middle = [(k - 1) // 2] if n % 2 else []
+    return half + middle + [k - 1 - j for j in reversed(half)]
+
+
+def _descriptor_starts(info, sampling) -> list[float] | None:
+    """Starts (s) of the descriptor excerpts when they can be cut from the CNN's
+    windows (the middle of :data:`~recommender.descriptors.INDEX_EXCERPTS` of
+    them), else ``None`` (whole-track analysis, short tracks, too few windows)."""
+    from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
+
+    if not (np.isfinite(info.duration_s) and info.duration_s > INDEX_CLIP_S):
+        return None
+    starts = patch_starts(int(round(info.duration_s * features.SR)), sampling)
+    if starts is None or len(starts) < INDEX_EXCERPTS:
+        return None
+    window_s = features.PATCH_WINDOW_SAMPLES / features.SR
+    inset = (window_s - INDEX_CLIP_S / INDEX_EXCERPTS) / 2
+    first_s = (starts - features.N_FFT // 2) / features.SR
+    return [float(first_s[j]) + inset for j in _excerpt_windows(len(starts), INDEX_EXCERPTS)]
+
+
 def _descriptor_clip(info) -> dict[str, Any]:
     # Indexing analyses INDEX_CLIP_S (10) seconds in INDEX_EXCERPTS (4)
-    # excerpts spread over the track (issue #9: ~33 ms of CPU per track, a
-    # third of the central 30 s analysed before, and closer to the whole
-    # track for timbre and loudness; benchmarks/bench_descriptors.py).
-    # Shorter tracks are analysed whole.
+    # excerpts spread over the track (issue #9), cut from the CNN's windows
+    # when the track is sampled (_descriptor_starts), else at 1/8, 3/8, 5/8
+    # and 7/8 of it.  Shorter tracks are analysed whole.
     from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
 
     if np.isfinite(info.duration_s) and info.duration_s <= INDEX_CLIP_S:

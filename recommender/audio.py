@@ -48,6 +48,8 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -64,6 +66,7 @@ __all__ = [
     "stream",
     "load_windows",
     "resample",
+    "reuse_decoded",
     "to_mono",
 ]
 
@@ -550,6 +553,56 @@ def _native_blocks(inf: AudioInfo, start: int = 0, count: int | None = None) -> 
     return _ffmpeg_blocks(inf, start, count)
 
 
+# Native spans decoded inside ``reuse_decoded()``, per thread: {path: [(start, frames)]}.
+_reuse = threading.local()
+
+
+@contextmanager
+def reuse_decoded():
+    """Within this block, windows read from a file reuse native audio already decoded for it.
+
+    Every bounded span that :func:`load_windows` decodes in the block (in this
+    thread) is kept; a later window read of the same file whose native span
+    lies inside one of them is cut from it instead of being decoded again.
+    Results are identical to decoding afresh.  Analysis uses it so that the
+    descriptor excerpts, taken inside the CNN's windows, cost no decoding.
+    Memory: the decoded spans of the files read in the block (mono float32).
+
+    Examples
+    --------
+    >>> with reuse_decoded():  # doctest: +SKIP
+    ...     a = load_windows("song.ogg", [60.0], 48128, sr=16000)
+    ...     b = load_windows("song.ogg", [60.2], 55125, sr=22050)  # no decoding
+    """
+    prev = getattr(_reuse, "spans", None)
+    _reuse.spans = {}
+    try:
+        yield
+    finally:
+        _reuse.spans = prev
+
+
+def _bounded_native(inf: AudioInfo, start: int, count: int | None) -> Iterator[np.ndarray]:
+    """:func:`_native_blocks`, served from / kept in the :func:`reuse_decoded` spans."""
+    spans = getattr(_reuse, "spans", None)
+    if spans is None or count is None:
+        return _native_blocks(inf, start, count)
+    kept = spans.setdefault(inf.path, [])
+    for s0, frames in kept:
+        if s0 <= start and start + count <= s0 + len(frames):
+            return iter([frames[start - s0 : start + count - s0]])
+    blocks = _native_blocks(inf, start, count)
+    try:
+        parts = list(blocks)
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+    frames = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    kept.append((start, frames))
+    return iter([frames])
+
+
 def _resampled(blocks, sr_orig: int, sr_target: int) -> Iterator[np.ndarray]:
     """Resample a stream of blocks with one soxr stream (no seams)."""
     if sr_orig == sr_target:
@@ -592,11 +645,13 @@ def _read_target(inf: AudioInfo, lo: int, hi: int | None, sr: int) -> np.ndarray
     j0 = f0 * sr // sr0  # exact thanks to the quantum
     limit = None if hi is None else -(-hi * sr0 // sr) + margin + 1 - f0
 
-    blocks = _native_blocks(inf, f0, limit)
+    blocks = _bounded_native(inf, f0, limit)
     try:
         parts = list(_resampled(blocks, sr0, sr))
     finally:
-        blocks.close()  # stops an ffmpeg process at once
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()  # stops an ffmpeg process at once
     y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return np.ascontiguousarray(y[lo - j0 : None if hi is None else hi - j0])
 

@@ -676,3 +676,30 @@ def test_threads_give_identical_results(tmp_path):
         t.join()
     for r in results:
         np.testing.assert_array_equal(r, ref)
+
+
+@pytest.mark.parametrize("ext", ["ogg", "flac"])
+def test_reuse_decoded_cuts_windows_from_spans_already_decoded(tmp_path, count_decoded, ext):
+    sr0 = 44100
+    p = write(tmp_path / f"r.{ext}", chirp_noise(60.0, sr0), sr0)
+    starts = np.array([5.0, 20.0, 40.0])
+    inner = starts + 0.25  # 2.5-s excerpts inside the 3-s windows, at the native rate
+    n_inner = int(2.5 * sr0)
+    ref16 = audio.load_windows(p, starts, W)
+    ref_native = audio.load_windows(p, inner, n_inner, sr=sr0)
+    count_decoded["frames"] = 0
+    with audio.reuse_decoded():
+        got16 = audio.load_windows(p, starts, W)
+        decoded = count_decoded["frames"]
+        assert 0 < decoded < 0.5 * 60 * sr0
+        got_native = audio.load_windows(p, inner, n_inner, sr=sr0)
+        assert count_decoded["frames"] == decoded  # cut from the kept spans
+        audio.load_windows(p, [50.0], 1000, sr=sr0)  # outside them: decoded
+        assert count_decoded["frames"] > decoded
+    # identical to decoding afresh
+    np.testing.assert_array_equal(got16, ref16)
+    np.testing.assert_array_equal(got_native, ref_native)
+    # nothing is kept after the block
+    count_decoded["frames"] = 0
+    audio.load_windows(p, inner, n_inner, sr=sr0)
+    assert count_decoded["frames"] >= 3 * n_inner

@@ -142,3 +142,17 @@ def test_inference_does_not_import_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_concurrent_single_threaded_runs_give_the_same_outputs(logmel_patches, monkeypatch):
+    """``threads`` workers run pieces of a batch at once; the result does not depend on it."""
+    m = load_model()
+    P = np.concatenate([logmel_patches] * 6)[:11]  # one full batch of 8 and a rest of 3
+    monkeypatch.setattr(m, "_workers", 1)
+    ref = m.predict_patches(P, with_pool=True)
+    one = [m.predict_patches(P[i : i + 1]) for i in range(len(P))]
+    monkeypatch.setattr(m, "_workers", 2)
+    for got in (m.predict_patches(P, with_pool=True), m.predict_patches(P[:8], batch_size=8, with_pool=True)):
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b[: len(a)], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([o[1] for o in one]), ref[1], rtol=0, atol=1e-6)

@@ -142,3 +142,42 @@ def test_similar_by_id_imports_no_tensorflow(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '"rank": 1' in r.stdout
+
+
+def test_descriptor_excerpts_come_from_the_cnn_windows(tmp_path, monkeypatch):
+    """With a sampled track, the descriptors' excerpts are the middle of 4 of the
+    CNN's windows and are not decoded a second time."""
+    from recommender import audio, descriptors
+    from recommender.analysis import Sampling, _descriptor_starts, _excerpt_windows, patch_starts
+
+    assert _excerpt_windows(8, 4) == [1, 3, 4, 6] and _excerpt_windows(4, 4) == [0, 1, 2, 3]
+    for k in range(4, 40):
+        w = _excerpt_windows(k, 4)
+        assert w == sorted(set(w)) and w == [k - 1 - j for j in reversed(w)]  # distinct, symmetric
+
+    path = _write_long(tmp_path / "song.wav", 120.0, sr=44100)
+    info = audio.info(path)
+    sampling = Sampling.spread(8)
+    starts = _descriptor_starts(info, sampling)
+    first = (patch_starts(int(round(120.0 * features.SR)), sampling) - features.N_FFT // 2) / features.SR
+    window_s = features.PATCH_WINDOW_SAMPLES / features.SR
+    for s, j in zip(starts, [1, 3, 4, 6]):
+        assert first[j] < s and s + 2.5 < first[j] + window_s
+    assert _descriptor_starts(info, Sampling.full()) is None  # whole track: describe_file's excerpts
+
+    decoded = {"frames": 0}
+    real = audio._native_blocks
+
+    def counting(inf, start=0, count=None):
+        for b in real(inf, start, count):
+            decoded["frames"] += len(b)
+            yield b
+
+    monkeypatch.setattr(audio, "_native_blocks", counting)
+    (res,) = list(analyze_files([path], model=_StubModel(), sampling=sampling, descriptors=True))
+    # 8 windows of ~3.4 s (with the resampler's margins) were decoded, nothing more
+    assert decoded["frames"] < 8 * 3.5 * 44100
+    expected = descriptors.describe_at(path, starts, 2.5)
+    assert res.descriptors["duration_s"] == pytest.approx(10.0)
+    for key in ("tempo_bpm", "mfcc_0_mean", "spectral_centroid_mean", "loudness_db"):
+        assert res.descriptors[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-9), key

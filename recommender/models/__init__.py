@@ -197,6 +197,9 @@ class TagModel:
         self.batch_size = int(batch_size)
         self._fns = {}
         self._fn_lock = threading.Lock()
+        #: ONNX Runtime: concurrent single-threaded runs (see :func:`_onnx_session`)
+        self._workers = _cpu_count() if threads is None else int(threads)
+        self._pool = None
 
     def __repr__(self):
         return (f"TagModel(name={self.name!r}, n_tags={self.n_tags}, "
@@ -250,6 +253,14 @@ class TagModel:
             raise ParameterError("P contains NaN or infinite values")
         return P, int(bs)
 
+    def _executor(self):
+        with self._fn_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="recommender-cnn")
+            return self._pool
+
     def predict_patches(self, P, *, batch_size=None, with_pool=False):
         """Tag probabilities and embeddings of log-mel patches.
 
@@ -295,10 +306,24 @@ class TagModel:
             return outs
         if self._session is not None:
             names = _ORT_OUTPUTS + ["pool"] if with_pool else _ORT_OUTPUTS
-            for start in range(0, n, bs):
-                got = self._session.run(names, {"logmel": P[start : start + bs]})
-                for dst, src in zip(outs, got):
-                    dst[start : start + bs] = src
+            workers = self._workers
+            if n <= bs:  # one batch: cut in pieces for the workers
+                k = min(workers, n)
+                bounds = [n * i // k for i in range(k + 1)]
+            else:
+                bounds = list(range(0, n, bs)) + [n]
+            chunks = list(zip(bounds[:-1], bounds[1:]))
+
+            def run(chunk):
+                a, b = chunk
+                for dst, src in zip(outs, self._session.run(names, {"logmel": P[a:b]})):
+                    dst[a:b] = src
+
+            if workers == 1 or len(chunks) == 1:
+                for c in chunks:
+                    run(c)
+            else:
+                list(self._executor().map(run, chunks))
             return outs
         expected = P.shape[1:]
         start = 0
@@ -351,9 +376,10 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None, runtime=None, precis
         embedding), and ``source`` is the directory.  A ``classical``
         (descriptor) model has no patches and raises :class:`ModelError`.
     threads : int, optional
-        Intra-op threads of the inference runtime (default: the CPUs this
-        process may use).  For TensorFlow, only applied if its runtime is
-        not yet initialised.
+        Threads that run the network (default: the CPUs this process may
+        use).  ONNX Runtime: that many single-threaded runs at once, each on
+        a piece of the batch.  TensorFlow: intra-op threads, only applied if
+        its runtime is not yet initialised.
     runtime : {"onnx", "tensorflow"}, optional
         Where the pretrained models run.  ``"onnx"`` (the default when
         ``onnxruntime`` is installed) builds the network as an ONNX graph
@@ -494,7 +520,7 @@ def _load_uncached(name, meta_path, threads, runtime, precision) -> TagModel:
         raise ModelError(weights_path, f"sha256 {sha} does not match the metadata ({expected_sha}): "
                                        "file corrupt or replaced")
     if runtime == "onnx":
-        session = _onnx_session(weights_path, meta, threads, precision)
+        session = _onnx_session(weights_path, meta, precision)
         logger.info("loaded model %s (%d tags, dim %d) from %s on ONNX Runtime (%s)", name, len(tags),
                     meta["embedding_dim"], weights_path, precision)
         return TagModel(name, None, meta, sha, session=session, weights_path=weights_path, threads=threads,
@@ -522,7 +548,7 @@ def _build_keras(name, meta, weights_path, threads):
     return keras_model
 
 
-def _onnx_session(weights_path, meta, threads, precision):
+def _onnx_session(weights_path, meta, precision):
     """An ONNX Runtime session of musicnn built from the ``.npz`` weights."""
     import onnxruntime as ort
 
@@ -534,13 +560,16 @@ def _onnx_session(weights_path, meta, threads, precision):
     graph = build_onnx(weights, n_tags=len(meta["tags"]), n_frames=arch["n_frames"],
                        n_mels=arch["n_mels"], precision=precision, source=weights_path)
     so = ort.SessionOptions()
-    so.intra_op_num_threads = _cpu_count() if threads is None else int(threads)
+    # One thread per run; TagModel.predict_patches runs pieces of the batch
+    # concurrently on ``threads`` Python threads instead (ORT releases the GIL).
+    # Intra-op threads meet at a barrier after every operator, and on cores
+    # shared with decoding each barrier waits for a descheduled thread: the
+    # analysis pipeline got ~55 patches/s from 2 intra-op threads (110 alone);
+    # two concurrent single-threaded runs give 114-118 alone.
+    so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Threads block instead of spinning between calls: decoding threads need the cores
-    # (40 dev-set tracks, spread:8: 7.8-8.0 s without spinning, 10.4-15.2 s with).
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     try:
         return ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
