@@ -156,3 +156,20 @@ def test_concurrent_single_threaded_runs_give_the_same_outputs(logmel_patches, m
         for a, b in zip(got, ref):
             np.testing.assert_allclose(a, b[: len(a)], rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.concatenate([o[1] for o in one]), ref[1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_concurrent_runs_work_in_a_forked_child(logmel_patches):
+    m = load_model()
+    ref = m.predict_patches(logmel_patches[:3])[1]  # the parent's worker threads exist now
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the parent's pool threads are gone
+        try:
+            got = m.predict_patches(logmel_patches[:3])[1]
+            os.write(w, b"ok" if np.allclose(got, ref, atol=1e-6) else b"bad")
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 8) == b"ok" and status == 0

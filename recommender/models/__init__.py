@@ -200,6 +200,7 @@ class TagModel:
         #: ONNX Runtime: concurrent single-threaded runs (see :func:`_onnx_session`)
         self._workers = _cpu_count() if threads is None else int(threads)
         self._pool = None
+        self._pool_pid = None
 
     def __repr__(self):
         return (f"TagModel(name={self.name!r}, n_tags={self.n_tags}, "
@@ -255,10 +256,12 @@ class TagModel:
 
     def _executor(self):
         with self._fn_lock:
-            if self._pool is None:
+            # a pool created before a fork has no threads in the child: make a new one
+            if self._pool is None or self._pool_pid != os.getpid():
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="recommender-cnn")
+                self._pool_pid = os.getpid()
             return self._pool
 
     def predict_patches(self, P, *, batch_size=None, with_pool=False):
