@@ -267,8 +267,10 @@ class TagModel:
     def predict_patches(self, P, *, batch_size=None, with_pool=False):
         """Tag probabilities and embeddings of log-mel patches.
 
-        With the ``onnx`` runtime, patches go through ONNX Runtime in chunks
-        of ``batch_size`` (any batch shape, nothing to compile).  With the
+        With the ``onnx`` runtime, patches go through ONNX Runtime
+        ``batch_size`` at a time, cut in one piece per thread (``threads``
+        of :func:`load_model`) run at once; any batch shape, nothing to
+        compile.  With the
         ``tensorflow`` runtime they go through a compiled TensorFlow function
         in batches of ``batch_size``; a final partial batch is zero-padded to
         the next power of two (at most ``batch_size``), so only a handful of
@@ -310,11 +312,10 @@ class TagModel:
         if self._session is not None:
             names = _ORT_OUTPUTS + ["pool"] if with_pool else _ORT_OUTPUTS
             workers = self._workers
-            if n <= bs:  # one batch: cut in pieces for the workers
-                k = min(workers, n)
-                bounds = [n * i // k for i in range(k + 1)]
-            else:
-                bounds = list(range(0, n, bs)) + [n]
+            # pieces of batch_size / workers: a batch's worth of patches in flight
+            # at a time (the same activation memory as one run of batch_size)
+            step = max(1, -(-min(n, bs) // workers))
+            bounds = list(range(0, n, step)) + [n]
             chunks = list(zip(bounds[:-1], bounds[1:]))
 
             def run(chunk):
