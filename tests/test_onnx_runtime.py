@@ -173,3 +173,12 @@ def test_concurrent_runs_work_in_a_forked_child(logmel_patches):
     os.close(w)
     _, status = os.waitpid(pid, 0)
     assert os.read(r, 8) == b"ok" and status == 0
+
+
+def test_threads_are_shared_by_two_runs_at_once():
+    from recommender.models import _onnx_threads
+
+    assert _onnx_threads(1) == (1, 1)
+    assert _onnx_threads(2) == (2, 1)  # this machine's case: single-threaded runs side by side
+    assert _onnx_threads(16) == (2, 8)
+    assert _onnx_threads(3) == (2, 1)

@@ -198,7 +198,7 @@ class TagModel:
         self._fns = {}
         self._fn_lock = threading.Lock()
         #: ONNX Runtime: concurrent single-threaded runs (see :func:`_onnx_session`)
-        self._workers = _cpu_count() if threads is None else int(threads)
+        self._workers = _onnx_threads(threads)[0]
         self._pool = None
         self._pool_pid = None
 
@@ -268,8 +268,8 @@ class TagModel:
         """Tag probabilities and embeddings of log-mel patches.
 
         With the ``onnx`` runtime, patches go through ONNX Runtime
-        ``batch_size`` at a time, cut in one piece per thread (``threads``
-        of :func:`load_model`) run at once; any batch shape, nothing to
+        ``batch_size`` at a time, cut in two pieces run at once (see
+        ``threads`` of :func:`load_model`); any batch shape, nothing to
         compile.  With the
         ``tensorflow`` runtime they go through a compiled TensorFlow function
         in batches of ``batch_size``; a final partial batch is zero-padded to
@@ -381,9 +381,9 @@ def load_model(name_or_path=DEFAULT_MODEL, *, threads=None, runtime=None, precis
         (descriptor) model has no patches and raises :class:`ModelError`.
     threads : int, optional
         Threads that run the network (default: the CPUs this process may
-        use).  ONNX Runtime: that many single-threaded runs at once, each on
-        a piece of the batch.  TensorFlow: intra-op threads, only applied if
-        its runtime is not yet initialised.
+        use).  ONNX Runtime: two runs at once, each on a piece of the batch
+        with half the threads (one run with ``threads=1``).  TensorFlow:
+        intra-op threads, only applied if its runtime is not yet initialised.
     runtime : {"onnx", "tensorflow"}, optional
         Where the pretrained models run.  ``"onnx"`` (the default when
         ``onnxruntime`` is installed) builds the network as an ONNX graph
@@ -524,7 +524,7 @@ def _load_uncached(name, meta_path, threads, runtime, precision) -> TagModel:
         raise ModelError(weights_path, f"sha256 {sha} does not match the metadata ({expected_sha}): "
                                        "file corrupt or replaced")
     if runtime == "onnx":
-        session = _onnx_session(weights_path, meta, precision)
+        session = _onnx_session(weights_path, meta, precision, _onnx_threads(threads)[1])
         logger.info("loaded model %s (%d tags, dim %d) from %s on ONNX Runtime (%s)", name, len(tags),
                     meta["embedding_dim"], weights_path, precision)
         return TagModel(name, None, meta, sha, session=session, weights_path=weights_path, threads=threads,
@@ -552,7 +552,18 @@ def _build_keras(name, meta, weights_path, threads):
     return keras_model
 
 
-def _onnx_session(weights_path, meta, precision):
+#: ONNX Runtime runs at once (each on a piece of a batch); the threads are shared among them.
+_ONNX_RUNS = 2
+
+
+def _onnx_threads(threads) -> tuple[int, int]:
+    """``(runs at once, intra-op threads per run)`` for ``threads`` (None: the CPUs)."""
+    total = _cpu_count() if threads is None else int(threads)
+    runs = min(total, _ONNX_RUNS)
+    return runs, max(1, total // runs)
+
+
+def _onnx_session(weights_path, meta, precision, intra_threads=1):
     """An ONNX Runtime session of musicnn built from the ``.npz`` weights."""
     import onnxruntime as ort
 
@@ -564,13 +575,16 @@ def _onnx_session(weights_path, meta, precision):
     graph = build_onnx(weights, n_tags=len(meta["tags"]), n_frames=arch["n_frames"],
                        n_mels=arch["n_mels"], precision=precision, source=weights_path)
     so = ort.SessionOptions()
-    # One thread per run; TagModel.predict_patches runs pieces of the batch
-    # concurrently on ``threads`` Python threads instead (ORT releases the GIL).
-    # Intra-op threads meet at a barrier after every operator, and on cores
-    # shared with decoding each barrier waits for a descheduled thread: the
-    # analysis pipeline got ~55 patches/s from 2 intra-op threads (110 alone);
-    # two concurrent single-threaded runs give 114-118 alone.
-    so.intra_op_num_threads = 1
+    # TagModel.predict_patches runs two pieces of a batch at once on Python
+    # threads (ORT releases the GIL), each with half the threads: on 2 cores,
+    # single-threaded runs.  Intra-op threads meet at a barrier after every
+    # operator, and on cores shared with decoding each barrier waits for a
+    # descheduled thread: indexing got far less than the 110 patches/s one
+    # run on 2 intra-op threads gives alone; two single-threaded runs give 114-118
+    # alone and 76-78 inside analyze_files on the dev set (48-56 before, with
+    # the front end's temporal convolutions still float32).
+    so.intra_op_num_threads = int(intra_threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
