@@ -586,21 +586,21 @@ def _bounded_native(inf: AudioInfo, start: int, count: int | None) -> Iterator[n
     """:func:`_native_blocks`, served from / kept in the :func:`reuse_decoded` spans."""
     spans = getattr(_reuse, "spans", None)
     if spans is None or count is None:
-        return _native_blocks(inf, start, count)
+        yield from _native_blocks(inf, start, count)  # closing this closes the decoder
+        return
     kept = spans.setdefault(inf.path, [])
     for s0, frames in kept:
         if s0 <= start and start + count <= s0 + len(frames):
-            return iter([frames[start - s0 : start + count - s0]])
+            yield frames[start - s0 : start + count - s0]
+            return
     blocks = _native_blocks(inf, start, count)
     try:
         parts = list(blocks)
     finally:
-        close = getattr(blocks, "close", None)
-        if close is not None:
-            close()
+        blocks.close()
     frames = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     kept.append((start, frames))
-    return iter([frames])
+    yield frames
 
 
 def _resampled(blocks, sr_orig: int, sr_target: int) -> Iterator[np.ndarray]:
@@ -649,9 +649,7 @@ def _read_target(inf: AudioInfo, lo: int, hi: int | None, sr: int) -> np.ndarray
     try:
         parts = list(_resampled(blocks, sr0, sr))
     finally:
-        close = getattr(blocks, "close", None)
-        if close is not None:
-            close()  # stops an ffmpeg process at once
+        blocks.close()  # stops an ffmpeg process at once
     y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return np.ascontiguousarray(y[lo - j0 : None if hi is None else hi - j0])
 

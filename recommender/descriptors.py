@@ -1130,8 +1130,9 @@ def describe_excerpts(excerpts, *, sr) -> dict:
 #: Descriptors computed while indexing (:func:`recommender.analysis.analyze_files`):
 #: :data:`INDEX_EXCERPTS` excerpts of ``INDEX_CLIP_S / INDEX_EXCERPTS``
 #: seconds spread over the track (tracks up to ``INDEX_CLIP_S`` are analysed
-#: whole; sampled tracks: inside the CNN's windows, see the module notes).  About 33 ms of CPU per track, decoding included, against ~100 ms
-#: for the central 30 s analysed before; see benchmarks/bench_descriptors.py
+#: whole; sampled tracks: inside the CNN's windows, see the module notes).
+#: About 33 ms of CPU per track, decoding included, against ~100 ms for the
+#: central 30 s analysed before; see benchmarks/bench_descriptors.py
 #: for the cost and the agreement with the 30-s and whole-track analyses.
 INDEX_CLIP_S = 10.0
 INDEX_EXCERPTS = 4

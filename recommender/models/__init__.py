@@ -197,7 +197,7 @@ class TagModel:
         self.batch_size = int(batch_size)
         self._fns = {}
         self._fn_lock = threading.Lock()
-        #: ONNX Runtime: concurrent single-threaded runs (see :func:`_onnx_session`)
+        #: ONNX Runtime: runs at once, each on a piece of a batch (see :func:`_onnx_threads`)
         self._workers = _onnx_threads(threads)[0]
         self._pool = None
         self._pool_pid = None
@@ -581,7 +581,7 @@ def _onnx_session(weights_path, meta, precision, intra_threads=1):
     # operator, and on cores shared with decoding each barrier waits for a
     # descheduled thread: indexing got far less than the 110 patches/s one
     # run on 2 intra-op threads gives alone; two single-threaded runs give 114-118
-    # alone and 76-78 inside analyze_files on the dev set (48-56 before, with
+    # alone and 75-78 inside analyze_files on the dev set (48-56 before, with
     # the front end's temporal convolutions still float32).
     so.intra_op_num_threads = int(intra_threads)
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
