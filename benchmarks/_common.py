@@ -19,7 +19,7 @@ def audio_files(folder, limit=None):
 
 def synthetic_collection(folder, *, per_style=3, duration_s=60.0):
     """Write (once) a synthetic collection with the demo synthesiser."""
-    from recommender.demo import make_demo_collection
+    from recommender.io.demo import make_demo_collection
 
     return make_demo_collection(folder, per_style=per_style, duration_s=duration_s)
 

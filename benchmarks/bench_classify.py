@@ -71,7 +71,8 @@ def naive(files, model, sampling, *, rebuild):
     """One file after the other: (rebuild), decode whole, log-mel, one patch per CNN call."""
     import numpy as np
 
-    from recommender import audio, features
+    from recommender import features
+    from recommender.io import audio
     from recommender.analysis import patch_starts
 
     n = 0
@@ -108,7 +109,8 @@ def main():
     import numpy as np
     import soundfile as sf
 
-    from recommender import audio, features
+    from recommender import features
+    from recommender.io import audio
     from recommender.analysis import PipelineStats, Sampling, analyze_files
     from recommender.models import load_model
 

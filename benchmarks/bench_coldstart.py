@@ -46,7 +46,7 @@ def build_index(index_dir, n, *, seed=0):
     import numpy as np
 
     from recommender import features
-    from recommender.catalog import Catalog
+    from recommender.store.catalog import Catalog
     from recommender.models import WEIGHTS_DIR
     from recommender.recommender import CATALOG_NAME, Recommender
 

@@ -112,7 +112,7 @@ def _old_key(c, D):
 def _old_loudness(y, sr):
     import scipy.signal
 
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     if y.size == 0:
         return math.nan
@@ -155,7 +155,7 @@ def baseline_describe(y, sr):
     """``describe(y, sr=sr)`` as computed before issue #9."""
     import librosa
 
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     def stats(out, name, x):
         x = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -202,7 +202,7 @@ def baseline_describe(y, sr):
 def central_kwargs(path, clip_s=BASELINE_CLIP_S):
     """What ``analysis._descriptor_clip`` gave before issue #9 (+ the header,
     which indexing reads before the descriptors in any case)."""
-    from recommender import audio
+    from recommender.io import audio
 
     info = audio.info(path)
     dur = info.duration_s
@@ -210,8 +210,8 @@ def central_kwargs(path, clip_s=BASELINE_CLIP_S):
 
 
 def run_baseline(path, kw):
-    from recommender import audio
-    from recommender import descriptors as D
+    from recommender.io import audio
+    from recommender.descriptors import summary as D
 
     if "offset_s" in kw:  # as describe_file(path, offset_s=..., clip_s=...) did
         y = audio.load(path, sr=D.DESCRIPTOR_SR, offset_s=kw["offset_s"], duration_s=kw["clip_s"])
@@ -221,13 +221,13 @@ def run_baseline(path, kw):
 
 
 def run_new30(path, kw):
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     return D.describe_file(path, **{k: v for k, v in kw.items() if k != "info"})
 
 
 def run_index(path, kw):
-    from recommender import analysis
+    from recommender.analysis import pipeline as analysis
     from recommender.recommender import DEFAULT_SAMPLING
 
     # exactly what indexing runs with the default sampling: the excerpts are the
@@ -237,7 +237,7 @@ def run_index(path, kw):
 
 
 def run_whole(path, kw):
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     return D.describe_file(path)
 
@@ -309,7 +309,7 @@ AGREEMENT_HEADER = (f"{'':<22}{'tempo':>12}{'key':>13}{'MFCC r':>13}{'spectral r
 
 
 def find_audio(roots):
-    from recommender import audio
+    from recommender.io import audio
 
     out = []
     for root in roots:
@@ -332,7 +332,7 @@ def main(argv=None):
 
     import pandas as pd
 
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     paths = find_audio(args.roots)[: args.limit]
     if not paths:

@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
 
-    from recommender import audio
+    from recommender.io import audio
     from recommender.recommender import Recommender
 
     if args.music:

@@ -54,7 +54,7 @@ def rss_mb():
 
 # ------------------------------------------------------------------ inputs
 def make_collection(folder, n, duration_s=15.0):
-    from recommender.demo import make_demo_collection
+    from recommender.io.demo import make_demo_collection
 
     per_style = -(-n // 4)
     return sorted(make_demo_collection(folder, per_style=per_style, duration_s=duration_s))[:n]
@@ -67,7 +67,7 @@ def make_long_file(path, hours):
     import numpy as np
     import soundfile as sf
 
-    from recommender.demo import STYLES, synth_track
+    from recommender.io.demo import STYLES, synth_track
 
     pieces = [synth_track(s, seed=k, duration_s=60.0, sr=SR).astype(np.float32)
               for k, s in enumerate(STYLES * 2)]

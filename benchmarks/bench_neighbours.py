@@ -1,5 +1,5 @@
 """Better neighbours than the raw embedding: every option of
-:mod:`recommender.representations`, one table (``benchmarks/retrieval.py``).
+:mod:`recommender.features.pooling`, one table (``benchmarks/retrieval.py``).
 
 Leave-one-out precision@10 by label (label = folder), its 95 % bootstrap CI
 over queries, the *paired* bootstrap CI of the difference to the raw mean
@@ -25,7 +25,7 @@ Usage::
 ``--layers`` reads the caches of ``benchmarks/layer_cache.py`` (per-patch
 ``pool`` layer as well as the embedding, same patches) and adds the rows of
 the layer options (``layers: ...``), among them the recipe
-:func:`recommender.representations.layer_similarity_vectors` (``LAYERS``).
+:func:`recommender.features.pooling.layer_similarity_vectors` (``LAYERS``).
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def wccn_pool_ms(t):
 
 
 def wccn_layers(t, reg=1.0):
-    """:class:`~recommender.representations.PatchSpace` on the per-patch [pool, penultimate]:
+    """:class:`~recommender.features.pooling.PatchSpace` on the per-patch [pool, penultimate]:
     WCCN, then mean+std pooling, standardised.  Needs the per-patch pool
     vectors at index time (not only the per-track summary)."""
     return R.PatchSpace(reg=reg).fit_transform(R.layer_patches(t.patch_pool, t.patch_embeddings))

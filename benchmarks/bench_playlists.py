@@ -125,7 +125,7 @@ def path_stats(rec, pairs, n, space):
 def synthetic_index(folder, n, *, d=200, n_labels=20, separation=0.18, seed=0):
     """An index of ``n`` synthetic vectors in ``n_labels`` clusters (non-negative, decaying
     spectrum, common offset: hubby like CNN embeddings); label = folder in the path."""
-    from recommender.catalog import Catalog
+    from recommender.store.catalog import Catalog
 
     rng = np.random.default_rng(seed)
     lab = rng.integers(0, n_labels, n)

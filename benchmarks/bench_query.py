@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recommender.index import VectorIndex, choose_index  # noqa: E402
+from recommender.store.faiss_index import VectorIndex, choose_index  # noqa: E402
 
 
 def clustered(n, d, *, n_clusters, intrinsic, seed, chunk=50_000):

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recommender.catalog import Catalog  # noqa: E402
+from recommender.store.catalog import Catalog  # noqa: E402
 
 
 def build_catalog(path, n, seed):

@@ -13,7 +13,7 @@ whole tracks (``Sampling.full()``):
   shared, so wall time depends on the neighbours' load);
 * leave-one-out precision@10 by label in two neighbour spaces: the index's
   default ``similarity`` space (the *layer space*:
-  :func:`recommender.representations.layer_similarity_vectors` of each
+  :func:`recommender.features.pooling.layer_similarity_vectors` of each
   track's ``layer_summary``, mean and spread over its patches of musicnn's
   ``pool`` and ``penultimate`` layers) and the raw mean embedding (cosine);
   each with its 95 % bootstrap CI over queries and the *paired* bootstrap
@@ -51,7 +51,7 @@ from retrieval import TrackSet, bootstrap_ci, evaluate  # noqa: E402
 
 from recommender import audio  # noqa: E402
 from recommender.analysis import AnalysisFailure, Sampling, analyze_files  # noqa: E402
-from recommender.representations import layer_similarity_vectors  # noqa: E402
+from recommender.features.pooling import layer_similarity_vectors  # noqa: E402
 
 
 def _policy(s: str) -> Sampling:
@@ -75,7 +75,7 @@ def run_policy(files, model, sampling, *, descriptors=False):
 
 def descriptor_step(files, clip_s):
     """Time the descriptors step alone: ``describe_file`` on a centred ``clip_s`` excerpt."""
-    from recommender import descriptors as D
+    from recommender.descriptors import summary as D
 
     out = {}
     t0 = time.perf_counter()

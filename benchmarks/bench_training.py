@@ -48,8 +48,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from recommender.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
-    from recommender.training import MusicClassifier, evaluate, write_report
+    from recommender.learn.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
+    from recommender.learn.classifier import MusicClassifier, evaluate, write_report
 
     df = load_dataset(args.dataset)
     df = drop_rare_classes(df, args.min_tracks)

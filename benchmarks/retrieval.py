@@ -108,7 +108,7 @@ class TrackSet:
     @classmethod
     def from_index(cls, index_dir):
         """From an existing index directory (read only)."""
-        from recommender.catalog import Catalog
+        from recommender.store.catalog import Catalog
 
         with Catalog(os.path.join(index_dir, "catalog.sqlite"), mode="r") as cat:
             tr = cat.tracks(columns=["path"])

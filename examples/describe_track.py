@@ -25,9 +25,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clip", type=float, default=None, help="descriptors of the central S seconds only")
     args = ap.parse_args(argv)
 
-    from recommender import AudioError, classify, plots
+    from recommender import AudioError, classify
+    from recommender.viz import plots
     from recommender.descriptors import describe_file
-    from recommender.profiles import changes, profile, profile_text, timeline
+    from recommender.analysis.profiles import changes, profile, profile_text, timeline
 
     try:
         d = describe_file(args.file, clip_s=args.clip)

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from recommender import Recommender
-from recommender import explore, playlists
+from recommender.recommend import explore
+from recommender.recommend import playlists
 
 
 def _name(row):

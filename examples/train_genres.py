@@ -8,7 +8,7 @@ DATASET_DIR holds one sub-folder per label (GTZAN: ``genres/blues/*.wav``,
 1. loads the dataset (unreadable files are listed and skipped),
 2. splits it honestly: whole tracks, stratified by genre (by artist if the
    data had artists), 20 % test / 10 % validation, ``random_state=0``,
-3. trains a :class:`~recommender.training.MusicClassifier` (default ``head``:
+3. trains a :class:`~recommender.learn.classifier.MusicClassifier` (default ``head``:
    the pretrained network's embeddings + a logistic regression),
 4. scores it on the test tracks (per track and per 3-s patch), writes
    ``report.json`` and PNG figures (confusion matrices, training curves),
@@ -46,8 +46,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from recommender import Recommender
-    from recommender.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
-    from recommender.training import MusicClassifier, evaluate, write_report
+    from recommender.learn.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
+    from recommender.learn.classifier import MusicClassifier, evaluate, write_report
 
     # 1-2. data and an honest split
     df = load_dataset(args.dataset_dir)

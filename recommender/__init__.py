@@ -26,31 +26,36 @@ from .errors import (  # noqa: F401
     NotInIndexError,
     ParameterError,
     RecommenderError,
+    StaleIndexError,
 )
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Recommender": ("recommender.recommender", "Recommender"),
-    "classify": ("recommender.tagging", "classify"),
-    "Classification": ("recommender.tagging", "Classification"),
+    "classify": ("recommender.analysis.tagging", "classify"),
+    "Classification": ("recommender.analysis.tagging", "Classification"),
     "Sampling": ("recommender.analysis", "Sampling"),
     "analyze_file": ("recommender.analysis", "analyze_file"),
     "analyze_files": ("recommender.analysis", "analyze_files"),
     "analyze_waveform": ("recommender.analysis", "analyze_waveform"),
     "load_model": ("recommender.models", "load_model"),
     "available_models": ("recommender.models", "available_models"),
-    "load_audio": ("recommender.audio", "load"),
+    "load_audio": ("recommender.io.audio", "load"),
     "describe": ("recommender.descriptors", "describe"),
     "describe_file": ("recommender.descriptors", "describe_file"),
     "describe_files": ("recommender.descriptors", "describe_files"),
-    "explain": ("recommender.explanations", "explain"),
-    "profile": ("recommender.profiles", "profile"),
-    "profile_text": ("recommender.profiles", "profile_text"),
-    "timeline": ("recommender.profiles", "timeline"),
+    "explain": ("recommender.recommend.explanations", "explain"),
+    "profile": ("recommender.analysis.profiles", "profile"),
+    "profile_text": ("recommender.analysis.profiles", "profile_text"),
+    "timeline": ("recommender.analysis.profiles", "timeline"),
 }
 
-__all__ = sorted(list(_LAZY) + ["RecommenderError", "ParameterError", "AudioError", "__version__"])
+_ERRORS = [
+    "AudioError", "CatalogError", "DatasetError", "IndexFileError", "IndexLockedError",
+    "ModelError", "NotInIndexError", "ParameterError", "RecommenderError", "StaleIndexError",
+]
+__all__ = sorted(list(_LAZY) + _ERRORS + ["__version__"])
 
 
 def __getattr__(name):

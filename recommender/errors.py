@@ -20,6 +20,7 @@ __all__ = [
     "IndexLockedError",
     "NotInIndexError",
     "DatasetError",
+    "StaleIndexError",
 ]
 
 
@@ -82,3 +83,30 @@ class NotInIndexError(RecommenderError, KeyError):
 
 class DatasetError(_FileError):
     """A labelled dataset (folder, CSV, FMA metadata) cannot be used."""
+
+
+class StaleIndexError(IndexFileError):
+    """The FAISS file was built from another catalog generation: rebuild it.
+
+    .. versionchanged:: 0.2
+       Moved from ``recommender.index`` (now ``recommender.store.faiss_index``).
+
+    Attributes
+    ----------
+    found_generation, expected_generation : int or None
+    """
+
+    def __init__(self, path, reason, *, found_generation=None, expected_generation=None):
+        super().__init__(path, reason)
+        self.found_generation = found_generation
+        self.expected_generation = expected_generation
+
+    def __reduce__(self):
+        return (
+            _make_stale,
+            (self.path, self.reason, self.found_generation, self.expected_generation),
+        )
+
+
+def _make_stale(path, reason, found, expected):
+    return StaleIndexError(path, reason, found_generation=found, expected_generation=expected)

@@ -22,8 +22,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from . import collection
-from .analysis import AnalysisFailure, Sampling, TrackAnalysis
+from .io import collection
+from .analysis.pipeline import AnalysisFailure, Sampling, TrackAnalysis
 from .errors import (
     CatalogError,
     IndexFileError,
@@ -188,7 +188,7 @@ class Recommender:
 
     def _check_model(self, cat):
         """Load the analysis model and check it against (or record it in) the catalog."""
-        from . import features
+        from .features import frontend as features
 
         model = self.model
         cat.check_compatible(
@@ -205,7 +205,7 @@ class Recommender:
     def catalog(self):
         """Read-only :class:`~recommender.catalog.Catalog` of the index."""
         if self._reader is None:
-            from .catalog import Catalog
+            from .store.catalog import Catalog
 
             if not self.exists():
                 raise CatalogError(self.catalog_path, "no index here yet: run `recommender index PATH --index DIR` first")
@@ -267,7 +267,7 @@ class Recommender:
         -------
         UpdateReport
         """
-        from .catalog import Catalog
+        from .store.catalog import Catalog
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -368,7 +368,7 @@ class Recommender:
     add = update
 
     def _analyse_into(self, cat, todo, changed_paths, key, report, hashes, *, jobs, progress, descriptors, client):
-        from .parallel import analyse_parallel
+        from .analysis.parallel import analyse_parallel
 
         entries = {fe.path: fe for fe in todo}
         bar = None
@@ -481,7 +481,7 @@ class Recommender:
     @staticmethod
     def _similarity_fit(X, layers):
         """The fitted normaliser of the ``'similarity'`` space for the raw matrix ``X``."""
-        from .representations import CollectionNormalizer
+        from .features.pooling import CollectionNormalizer
 
         if layers and len(X) > LAYER_PCA_ABOVE:
             return CollectionNormalizer("pca", n_components=min(LAYER_PCA_DIMS, X.shape[1])).fit(X)
@@ -499,7 +499,7 @@ class Recommender:
 
     def _space_vectors(self, cat, space):
         if space == "similarity":
-            from .representations import l2_normalize
+            from .features.pooling import l2_normalize
 
             ids, X, layers = self._similarity_input(cat)
             if len(ids) < 2:
@@ -516,7 +516,7 @@ class Recommender:
         return cat.vectors(space)
 
     def _index_is_current(self, space, gen) -> bool:
-        from .index import VectorIndex
+        from .store.faiss_index import VectorIndex
 
         try:
             side = VectorIndex.read_sidecar(self._space_path(space))
@@ -525,7 +525,7 @@ class Recommender:
         return os.path.exists(self._space_path(space)) and side.get("generation") == gen
 
     def _rebuild_indexes(self, cat, spaces=SPACES, *, only_stale=False):
-        from .index import VectorIndex
+        from .store.faiss_index import VectorIndex
 
         for space in spaces:
             if only_stale and self._index_is_current(space, cat.vectors_generation):
@@ -559,7 +559,7 @@ class Recommender:
 
     def _index(self, space):
         """The FAISS index of ``space``, loaded or rebuilt from the catalog if stale."""
-        from .index import VectorIndex
+        from .store.faiss_index import VectorIndex
 
         if space not in SPACES:
             raise ParameterError(f"space={space!r}: must be one of {', '.join(SPACES)}")
@@ -635,7 +635,7 @@ class Recommender:
 
     def analyse(self, path, *, descriptors=False) -> TrackAnalysis:
         """Analyse a file outside the index with the index's model and policy."""
-        from .analysis import analyze_files
+        from .analysis.pipeline import analyze_files
 
         for res in analyze_files([path], model=self.model, sampling=self.sampling, on_error="raise",
                                  descriptors=descriptors):
@@ -649,7 +649,7 @@ class Recommender:
         -------
         Classification
         """
-        from .tagging import Classification, classification_from_analysis
+        from .analysis.tagging import Classification, classification_from_analysis
 
         tid = self.resolve(query) if not isinstance(query, np.ndarray) else None
         if tid is not None:
@@ -666,7 +666,7 @@ class Recommender:
             raise ParameterError("classify(query): give a track id or a path; use recommender.classify() for waveforms")
         if isinstance(query, (str, os.PathLike)) and not os.path.exists(os.fspath(query)):
             raise NotInIndexError(f"{query!r} is neither an indexed track nor an existing file")
-        from .analysis import analyze_file
+        from .analysis.pipeline import analyze_file
 
         res = analyze_file(query, model=self.model, sampling=sampling)
         return classification_from_analysis(res, self.model)
@@ -689,7 +689,7 @@ class Recommender:
         res = self.analyse(p)
         vecs = {"embedding": res.embedding, "tags": res.probs, "both": _both(res.embedding, res.probs)}
         if space == "similarity":
-            from .representations import l2_normalize, similarity_vectors
+            from .features.pooling import l2_normalize, similarity_vectors
 
             norm = self.similarity_normalizer()
             if res.layer_summary is not None and norm.n_features_in_ == len(res.layer_summary):
@@ -802,7 +802,7 @@ class Recommender:
         while True:
             scores, ids = idx.search(_unit(qv[None]), fetch)
             if hubness is not None:
-                from . import playlists
+                from .recommend import playlists
 
                 rids, _, rcos = playlists.rerank(self, scores, ids, method=hubness, space=space,
                                                  query_id=qid, query_vector=qv)
@@ -880,7 +880,7 @@ class Recommender:
         if explain and len(df):
             if qid is None and not isinstance(query, (str, os.PathLike)):
                 raise ParameterError("explain=True needs a track or a file as the query, not a vector")
-            from .explanations import explain_results
+            from .recommend.explanations import explain_results
 
             df["why"] = explain_results(self, qid if qid is not None else query, df)
         return df

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def demo_collection(tmp_path_factory):
     """8 short synthetic tracks in 4 clearly different styles (2 per style)."""
-    from recommender.demo import make_demo_collection
+    from recommender.io.demo import make_demo_collection
 
     root = tmp_path_factory.mktemp("music")
     paths = make_demo_collection(root, per_style=2, duration_s=9.0)

@@ -1,4 +1,4 @@
-"""Tests of :mod:`recommender.audio`: formats, rates, channels, streaming,
+"""Tests of :mod:`recommender.io.audio`: formats, rates, channels, streaming,
 windows, errors.  Every file is synthesised into ``tmp_path``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender import audio
+from recommender.io import audio
 from recommender.errors import AudioError, ParameterError, RecommenderError
 
 SR = 16000
@@ -432,7 +432,7 @@ def test_load_windows_truncated_file_uses_real_length(tmp_path, caplog):
     p = write(tmp_path / "t.flac", chirp_noise(40.0, 44100), 44100)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="recommender.audio"):
+    with caplog.at_level(logging.WARNING, logger="recommender.io.audio"):
         full = audio.load(p)
     assert 10 * SR < len(full) < 30 * SR
     starts = np.array([2 * SR, len(full) - 100, 35 * SR])  # the last is past the real end
@@ -602,7 +602,7 @@ def test_truncated_flac_returns_what_decodes_with_warning(tmp_path, caplog):
     p = write(tmp_path / "cut.flac", y, SR)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="recommender.audio"):
+    with caplog.at_level(logging.WARNING, logger="recommender.io.audio"):
         x = audio.load(p)
     assert 3 * SR < len(x) < 7 * SR
     np.testing.assert_allclose(x, y[: len(x)], atol=1e-4)
@@ -625,7 +625,7 @@ def test_backend_exceptions_are_wrapped(tmp_path, monkeypatch, caplog):
     with pytest.raises(AudioError, match="simulated I/O failure"):
         audio.load(p)
     limit, calls["n"] = 1, 0
-    with caplog.at_level(logging.WARNING, logger="recommender.audio"):
+    with caplog.at_level(logging.WARNING, logger="recommender.io.audio"):
         x = audio.load(p)  # first block decoded, then the failure: keep what decoded
     assert 0 < len(x) < 20 * SR
     assert any("decoding stopped early" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""Tests of recommender.catalog: schema, round trips, ids, locking, crash safety."""
+"""Tests of recommender.store.catalog: schema, round trips, ids, locking, crash safety."""
 
 import os
 import signal
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.catalog import Catalog
+from recommender.store.catalog import Catalog
 from recommender.errors import (
     CatalogError,
     IndexLockedError,
@@ -389,7 +389,7 @@ def test_truncated_catalog(tmp_path):
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from recommender.catalog import Catalog
+    from recommender.store.catalog import Catalog
     cat = Catalog(sys.argv[1], mode="w")
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -454,7 +454,7 @@ def test_reader_snapshot_isolation(tmp_path):
 _WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from recommender.catalog import Catalog
+    from recommender.store.catalog import Catalog
     rng = np.random.default_rng(0)
     cat = Catalog(sys.argv[1], mode="w")
     batch = int(sys.argv[2])

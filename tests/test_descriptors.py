@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender import descriptors as D
+from recommender.descriptors import summary as D
 from recommender.errors import ParameterError
 
 SR = D.DESCRIPTOR_SR
@@ -300,7 +300,7 @@ def test_describe_clips_rows():
 
 
 def test_describe_files_records_errors_and_keeps_going(tmp_path):
-    pytest.importorskip("recommender.audio")
+    pytest.importorskip("recommender.io.audio")
     import soundfile as sf
 
     good1, good2, bad = tmp_path / "a.wav", tmp_path / "b.flac", tmp_path / "broken.wav"
@@ -326,7 +326,7 @@ def test_describe_files_records_errors_and_keeps_going(tmp_path):
 
 
 def test_describe_file_offset_and_clip(tmp_path):
-    pytest.importorskip("recommender.audio")
+    pytest.importorskip("recommender.io.audio")
     import soundfile as sf
 
     p = tmp_path / "c.wav"
@@ -468,7 +468,7 @@ def test_describe_excerpts_bad_input(excerpts, word):
 
 @pytest.mark.parametrize("file_sr", [SR, 44100])
 def test_describe_file_excerpts_decode_spread_parts(tmp_path, file_sr):
-    pytest.importorskip("recommender.audio")
+    pytest.importorskip("recommender.io.audio")
     import soundfile as sf
 
     # four 5-s sections with different tones: the excerpts (centred at 1/8,
@@ -491,7 +491,7 @@ def test_describe_file_excerpts_decode_spread_parts(tmp_path, file_sr):
 
 
 def test_describe_file_excerpts_of_a_short_file_analyse_it_whole(tmp_path):
-    pytest.importorskip("recommender.audio")
+    pytest.importorskip("recommender.io.audio")
     import soundfile as sf
 
     p = tmp_path / "short.flac"
@@ -521,8 +521,8 @@ def test_describe_file_excerpt_parameters(tmp_path, kwargs, word):
 
 
 def test_indexing_uses_spread_excerpts():
-    from recommender import analysis
-    from recommender.audio import AudioInfo
+    from recommender.analysis import pipeline as analysis
+    from recommender.io.audio import AudioInfo
 
     def info(duration_s):
         return AudioInfo("x.ogg", duration_s, 44100, 2, "ogg", "soundfile", None)

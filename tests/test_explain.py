@@ -61,7 +61,7 @@ def ids(rec):
 @pytest.fixture(scope="module")
 def quiet_then_loud(tmp_path_factory):
     """12 s of soft ambient pads, then 12 s of loud techno (WAV)."""
-    from recommender.demo import synth_track
+    from recommender.io.demo import synth_track
 
     y = np.concatenate([0.05 * synth_track("ambient", seed=3, duration_s=12.0),
                         synth_track("techno", seed=4, duration_s=12.0)]).astype(np.float32)
@@ -70,7 +70,7 @@ def quiet_then_loud(tmp_path_factory):
 
 # --------------------------------------------------------------------------- profiles
 def test_tag_groups_msd_mtt_and_unknown():
-    from recommender.profiles import GROUPS, tag_groups
+    from recommender.analysis.profiles import GROUPS, tag_groups
 
     g = tag_groups(MSD_TAGS)
     assert list(g) == ["genre", "mood", "instruments", "era"]  # every MSD tag is known
@@ -91,7 +91,7 @@ def test_tag_groups_msd_mtt_and_unknown():
 
 
 def test_profile_and_text_on_known_series():
-    from recommender.profiles import profile, profile_text
+    from recommender.analysis.profiles import profile, profile_text
 
     p = pd.Series(0.01, index=MSD_TAGS)
     p[["electronic", "dance", "House", "party", "happy", "instrumental", "00s", "90s"]] = [
@@ -119,7 +119,7 @@ def test_profile_and_text_on_known_series():
 
 # --------------------------------------------------------------------------- explanations
 def test_explain_same_style_shares_tags(rec, ids):
-    from recommender.explanations import Explanation, explain
+    from recommender.recommend.explanations import Explanation, explain
 
     a, b = ids["techno"]
     e = explain(rec, a, b)
@@ -147,7 +147,7 @@ def test_explain_same_style_shares_tags(rec, ids):
 
 
 def test_explain_files_mentions_tempo(rec, tmp_path):
-    from recommender.explanations import explain
+    from recommender.recommend.explanations import explain
 
     a = _write(tmp_path / "clicks80.wav", _clicks(80))
     b = _write(tmp_path / "clicks160.wav", _clicks(160))
@@ -169,7 +169,7 @@ def test_explain_files_mentions_tempo(rec, tmp_path):
 
 
 def test_explain_results_annotates_similar(rec, ids):
-    from recommender.explanations import explain_results
+    from recommender.recommend.explanations import explain_results
 
     q = ids["rock"][0]
     df = rec.similar(q, k=3)
@@ -183,7 +183,7 @@ def test_explain_results_annotates_similar(rec, ids):
 
 # --------------------------------------------------------------------------- timelines
 def test_timeline_and_changes_find_the_loud_part(quiet_then_loud):
-    from recommender.profiles import TIMELINE_COLUMNS, changes, timeline
+    from recommender.analysis.profiles import TIMELINE_COLUMNS, changes, timeline
 
     tl = timeline(quiet_then_loud, segment_s=6.0)
     assert list(tl.columns[: len(TIMELINE_COLUMNS)]) == TIMELINE_COLUMNS
@@ -212,7 +212,7 @@ def test_timeline_and_changes_find_the_loud_part(quiet_then_loud):
 def test_each_plot_kind_writes_a_real_png(kind, quiet_then_loud, tmp_path):
     import matplotlib.image
 
-    from recommender import plots
+    from recommender.viz import plots
 
     out = tmp_path / "sub" / f"{kind}.png"
     fig = plots.plot(quiet_then_loud, kind=kind, out=out)
@@ -230,7 +230,7 @@ def test_each_plot_kind_writes_a_real_png(kind, quiet_then_loud, tmp_path):
 
 
 def test_plot_arrays_and_errors(tmp_path):
-    from recommender import plots
+    from recommender.viz import plots
 
     y = _clicks(120, seconds=4.0)
     fig = plots.spectrogram(y, sr=SR, out=tmp_path / "s.png", title="clicks")

@@ -1,4 +1,4 @@
-"""Tests of recommender.index: cosine search, ids, recall, save/load validation."""
+"""Tests of recommender.store.faiss_index: cosine search, ids, recall, save/load validation."""
 
 import json
 import os
@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-import recommender.index as rindex
+import recommender.store.faiss_index as rindex
 from recommender.errors import IndexFileError, NotInIndexError, ParameterError, RecommenderError
-from recommender.index import StaleIndexError, VectorIndex, choose_index, ids_checksum
+from recommender.store.faiss_index import StaleIndexError, VectorIndex, choose_index, ids_checksum
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -327,7 +327,7 @@ def test_faiss_garbage_does_not_crash_process(tmp_path):
 
 def test_no_tensorflow_import():
     code = (
-        "import sys, recommender.catalog, recommender.index\n"
+        "import sys, recommender.store.catalog, recommender.store.faiss_index\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from recommender import playlists as pl
-from recommender.catalog import Catalog
+from recommender.recommend import playlists as pl
+from recommender.store.catalog import Catalog
 from recommender.errors import NotInIndexError, ParameterError
 from recommender.recommender import Recommender
 
@@ -286,7 +286,7 @@ def _is_png(path, min_bytes=5000):
 
 
 def test_tag_groups_cover_msd_tags():
-    from recommender import explore
+    from recommender.recommend import explore
 
     msd = ["rock", "pop", "alternative", "electronic", "female vocalists", "00s", "jazz", "beautiful",
            "Mellow", "chill", "instrumental", "guitar", "80s", "party", "sad", "happy", "Hip-Hop", "House"]
@@ -299,7 +299,7 @@ def test_tag_groups_cover_msd_tags():
 
 
 def test_profiles_are_group_means_and_plot(coll, tmp_path):
-    from recommender import explore
+    from recommender.recommend import explore
 
     rec, ids, recs = coll
     prof = explore.profiles(rec, "album", group="genre")
@@ -319,7 +319,7 @@ def test_profiles_are_group_means_and_plot(coll, tmp_path):
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_collection_map_png(coll, tmp_path, method):
-    from recommender import explore
+    from recommender.recommend import explore
 
     rec, ids, _ = coll
     out = tmp_path / f"map-{method}.png"
@@ -339,7 +339,7 @@ def test_collection_map_png(coll, tmp_path, method):
 
 
 def test_near_duplicates_and_closest_pairs(coll):
-    from recommender import explore
+    from recommender.recommend import explore
 
     rec, ids, _ = coll
     dups = explore.near_duplicates(rec)
@@ -402,7 +402,9 @@ def test_query_path_does_not_import_tensorflow(coll, tmp_path):
     rec, ids, _ = coll
     code = f"""
 import sys
-from recommender import Recommender, playlists, explore
+from recommender import Recommender
+from recommender.recommend import playlists
+from recommender.recommend import explore
 from recommender.cli import main
 rec = Recommender({rec.index_dir!r})
 playlists.radio(rec, [{int(ids[0])}], n=5)

@@ -281,7 +281,7 @@ def test_unchanged_rescan_does_not_load_the_model(built):
 def test_similarity_space_is_the_layer_space(built, tmp_path):
     import numpy as np
 
-    from recommender.representations import l2_normalize
+    from recommender.features.pooling import l2_normalize
 
     rec, _, music, _ = built
     cat = rec.catalog

@@ -17,9 +17,9 @@ import soundfile as sf
 
 from conftest import write_bad_files
 from recommender import Recommender
-from recommender.catalog import Catalog
+from recommender.store.catalog import Catalog
 from recommender.errors import CatalogError, IndexFileError, IndexLockedError, RecommenderError
-from recommender.index import VectorIndex
+from recommender.store.faiss_index import VectorIndex
 
 SR = 22050
 
@@ -131,7 +131,7 @@ def test_files_that_vanish_or_change_during_indexing(tmp_path, demo_collection, 
     src, _ = demo_collection
     music = tmp_path / "music"
     shutil.copytree(src, music)
-    from recommender import analysis
+    from recommender.analysis import pipeline as analysis
 
     victims = {str(music / "rock" / "rock_01.flac"): "vanish", str(music / "techno" / "techno_01.flac"): "change"}
     real = analysis._file_blocks
@@ -167,7 +167,7 @@ _INDEX_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from recommender import Recommender
-    import recommender.analysis as A
+    import recommender.analysis.pipeline as A
     import recommender.recommender as R
     R.COMMIT_EVERY_S = 0.2
     _real_blocks = A._file_blocks
@@ -254,7 +254,7 @@ def test_second_writer_is_refused_and_readers_stay_consistent(tmp_path, demo_col
     db = os.path.join(rec.index_dir, "catalog.sqlite")
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         f"from recommender.catalog import Catalog; import time; c = Catalog({db!r}, mode='w'); "
+         f"from recommender.store.catalog import Catalog; import time; c = Catalog({db!r}, mode='w'); "
          "print('LOCKED', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -424,8 +424,8 @@ def test_read_only_index_directory(demo_collection):
         import os, sys
         # import first: the interpreter's own files may not be readable by nobody
         import faiss, pandas, sqlite3, tqdm.auto
-        import recommender.recommender, recommender.catalog, recommender.index, recommender.collection
-        import recommender.analysis, recommender.parallel, recommender.audio
+        import recommender.recommender, recommender.store.catalog, recommender.store.faiss_index, recommender.io.collection
+        import recommender.analysis, recommender.analysis.parallel, recommender.io.audio
         from recommender import Recommender
         from recommender.errors import RecommenderError
         os.setgid(65534); os.setuid(65534)

@@ -1,4 +1,4 @@
-"""recommender.representations on synthetic data with planted structure (fast, no audio)."""
+"""recommender.features.pooling on synthetic data with planted structure (fast, no audio)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender import representations as R
+from recommender.features import pooling as R
 from recommender.errors import ParameterError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))

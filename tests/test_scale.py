@@ -116,7 +116,7 @@ def test_real_model_same_vectors_with_1_and_2_decode_threads(demo_collection):
 def test_similar_by_id_imports_no_tensorflow(tmp_path):
     """A query by id against an index (built here from synthetic vectors) never loads TF."""
     from recommender import features as F
-    from recommender.catalog import Catalog
+    from recommender.store.catalog import Catalog
     from recommender.recommender import CATALOG_NAME, Recommender
 
     d = tmp_path / "idx"
@@ -147,8 +147,9 @@ def test_similar_by_id_imports_no_tensorflow(tmp_path):
 def test_descriptor_excerpts_come_from_the_cnn_windows(tmp_path, monkeypatch):
     """With a sampled track, the descriptors' excerpts are the middle of 4 of the
     CNN's windows and are not decoded a second time."""
-    from recommender import audio, descriptors
-    from recommender.analysis import Sampling, _descriptor_starts, _excerpt_windows, patch_starts
+    from recommender import descriptors
+    from recommender.io import audio
+    from recommender.analysis.pipeline import Sampling, _descriptor_starts, _excerpt_windows, patch_starts
 
     assert _excerpt_windows(8, 4) == [1, 3, 4, 6] and _excerpt_windows(4, 4) == [0, 1, 2, 3]
     for k in range(4, 40):

@@ -16,7 +16,7 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from recommender.datasets import (  # noqa: E402
+from recommender.learn.datasets import (  # noqa: E402
     drop_rare_classes,
     load_csv,
     load_dataset,
@@ -74,7 +74,7 @@ def dataset(data_dir):
 
 @pytest.fixture(scope="module")
 def head_model(dataset, tmp_path_factory):
-    from recommender.training import MusicClassifier
+    from recommender.learn.classifier import MusicClassifier
 
     clf = MusicClassifier("head", random_state=0).fit(dataset)
     path = clf.save(tmp_path_factory.mktemp("models") / "head")
@@ -208,7 +208,7 @@ def test_estimator_contract():
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
 
-    from recommender.training import MusicClassifier
+    from recommender.learn.classifier import MusicClassifier
 
     clf = MusicClassifier("scratch", epochs=3, random_state=7)
     assert clf.get_params()["epochs"] == 3 and not hasattr(clf, "classes_")
@@ -225,7 +225,7 @@ def test_estimator_contract():
 
 # --------------------------------------------------------------------------- head
 def test_head_accuracy_on_held_out_tracks(dataset, head_model):
-    from recommender.training import evaluate
+    from recommender.learn.classifier import evaluate
 
     clf, _ = head_model
     test = dataset[dataset["split"] == "test"]
@@ -242,7 +242,7 @@ def test_head_accuracy_on_held_out_tracks(dataset, head_model):
 
 
 def test_save_load_round_trip_identical(dataset, head_model, tmp_path):
-    from recommender.training import evaluate, load_classifier, write_report
+    from recommender.learn.classifier import evaluate, load_classifier, write_report
 
     clf, path = head_model
     files = sorted(os.listdir(path))
@@ -299,7 +299,7 @@ def test_trained_model_backs_index_and_classify(dataset, head_model, data_dir, t
 # --------------------------------------------------------------------------- classical
 def test_classical_accuracy_and_pickle_free_save(dataset, tmp_path):
     from recommender.models import load_model
-    from recommender.training import MusicClassifier, evaluate, load_classifier
+    from recommender.learn.classifier import MusicClassifier, evaluate, load_classifier
 
     clf = MusicClassifier("classical", random_state=0).fit(dataset)
     report = evaluate(clf, dataset)
@@ -317,7 +317,7 @@ def test_classical_accuracy_and_pickle_free_save(dataset, tmp_path):
 # --------------------------------------------------------------------------- keras modes
 @pytest.mark.parametrize("mode", ["scratch", "finetune"])
 def test_keras_modes_train_save_reload(mode, dataset, tmp_path):
-    from recommender.training import MusicClassifier, evaluate, load_classifier
+    from recommender.learn.classifier import MusicClassifier, evaluate, load_classifier
 
     # tiny: 2 patches per track, few epochs; this checks the machinery, not accuracy
     clf = MusicClassifier(mode, epochs=2 if mode == "scratch" else 1, patches_per_track=2, batch_size=16,
@@ -339,7 +339,7 @@ def test_lambda_layer_refused_under_safe_mode(head_model, tmp_path):
     import keras
 
     from recommender.models import load_model
-    from recommender.training import _sha256, load_classifier
+    from recommender.learn.classifier import _sha256, load_classifier
 
     _, path = head_model
     evil = tmp_path / "evil"
@@ -364,7 +364,7 @@ def test_lambda_layer_refused_under_safe_mode(head_model, tmp_path):
 
 
 def test_unreadable_files_skipped_at_feature_extraction(data_dir):
-    from recommender.training import MusicClassifier
+    from recommender.learn.classifier import MusicClassifier
 
     paths = [str(data_dir / c / f"{c}{i}.wav") for c in CLASSES for i in range(3)]
     labels = [c for c in CLASSES for _ in range(3)]

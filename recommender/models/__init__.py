@@ -171,7 +171,7 @@ class TagModel:
 
     def __init__(self, name, keras_model, metadata, weights_sha256, *, batch_size=DEFAULT_BATCH_SIZE,
                  session=None, weights_path=None, threads=None, precision="float32"):
-        from ..features import FRONTEND_PARAMS
+        from ..features.frontend import FRONTEND_PARAMS
 
         self.name = name
         self._keras_model = keras_model
@@ -487,7 +487,7 @@ def _load_trained(found, threads):
         if cached is not None:
             return cached
         _configure_tensorflow(threads)
-        from ..training import load_tag_model
+        from ..learn.classifier import load_tag_model
 
         model = load_tag_model(path)
         _cache[key] = model
@@ -495,7 +495,7 @@ def _load_trained(found, threads):
 
 
 def _load_uncached(name, meta_path, threads, runtime, precision) -> TagModel:
-    from ..features import FRONTEND_PARAMS
+    from ..features.frontend import FRONTEND_PARAMS
 
     try:
         with open(meta_path, encoding="utf-8") as fh:

@@ -1,64 +1,23 @@
-"""Command-line interface: ``recommender <command> …`` (also ``python -m recommender``).
+"""Core commands: ``demo``, ``classify``, ``index``, ``similar``, ``info``, ``failures``.
 
-A thin layer over the library: it parses arguments, loads the model once,
-calls the facade and prints tables (or JSON with ``--json``).  Commands that
-only read an index (``similar`` by id/path, ``info``, ``failures``) never import
-TensorFlow.
+Commands that only read an index (``similar`` by id/path, ``info``, ``failures``)
+never import TensorFlow.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
 import sys
 
-from .errors import RecommenderError
+from ..errors import RecommenderError
+from ._common import print_json, query_arg, records, write_m3u
 
-__all__ = ["main", "build_parser"]
-
-
-def _print_json(obj):
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default))
+__all__ = ["add_commands"]
 
 
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def records(df) -> list[dict]:
-    """DataFrame rows as plain dicts, missing values as ``None`` (valid JSON)."""
-    import math
-
-    out = []
-    for r in df.to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
-    return out
-
-
-def _write_m3u(path, rows):
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("#EXTM3U\n")
-        for r in rows:
-            title = " - ".join(x for x in (r.get("artist"), r.get("title")) if isinstance(x, str) and x)
-            f.write(f"#EXTINF:-1,{title}\n{r['path']}\n")
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- commands
 def cmd_classify(args) -> int:
-    from .tagging import classify
-    from .models import load_model
+    from ..analysis.tagging import classify
+    from ..models import load_model
 
     model = load_model(args.model) if args.model else load_model()
     failed = 0
@@ -90,12 +49,12 @@ def cmd_classify(args) -> int:
                 top = [t for t, _ in c.top(min(args.top, 5))]
                 print(c.timeline[top].round(2).to_string())
     if args.json:
-        _print_json(out)
+        print_json(out)
     return 1 if failed else 0
 
 
 def cmd_index(args) -> int:
-    from .recommender import Recommender
+    from ..recommender import Recommender
 
     rec = Recommender(args.index, model=args.model, sampling="full" if args.full else args.sampling)
     client = args.dask
@@ -108,7 +67,7 @@ def cmd_index(args) -> int:
         client=client,
     )
     if args.json:
-        _print_json({"index": rec.index_dir, **rep.to_json()})
+        print_json({"index": rec.index_dir, **rep.to_json()})
     else:
         print(f"{rec.index_dir}: {rep}")
         for p, reason in rep.failures[:20]:
@@ -118,17 +77,13 @@ def cmd_index(args) -> int:
     return 0
 
 
-def _query_arg(q):
-    return int(q) if q.strip().isdigit() and not os.path.exists(q) else q
-
-
 def cmd_similar(args) -> int:
-    from .recommender import Recommender
+    from ..recommender import Recommender
 
     rec = Recommender(args.index)
     tempo = tuple(args.tempo) if args.tempo else None
     df = rec.similar(
-        _query_arg(args.query),
+        query_arg(args.query),
         k=args.k,
         space=args.space,
         hubness=args.hubness,
@@ -142,11 +97,11 @@ def cmd_similar(args) -> int:
     )
     rows = records(df)
     if args.m3u:
-        _write_m3u(args.m3u, rows)
+        write_m3u(args.m3u, rows)
     if args.json:
         keep = ["rank", "id", "path", "score", "artist", "title", "album", "shared_tags"]
         extra = [c for c in ("tempo_bpm", "key", "mode", "why") if c in df.columns]
-        _print_json([{k: r.get(k) for k in keep + extra} for r in rows])
+        print_json([{k: r.get(k) for k in keep + extra} for r in rows])
     else:
         import pandas as pd
 
@@ -160,11 +115,11 @@ def cmd_similar(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .recommender import Recommender
+    from ..recommender import Recommender
 
     info = Recommender(args.index).info()
     if args.json:
-        _print_json(info)
+        print_json(info)
     else:
         for k, v in info.items():
             print(f"{k:>18s}: {v}")
@@ -172,11 +127,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_failures(args) -> int:
-    from .recommender import Recommender
+    from ..recommender import Recommender
 
     df = Recommender(args.index).failures()
     if args.json:
-        _print_json(records(df))
+        print_json(records(df))
     elif len(df) == 0:
         print("no failures")
     else:
@@ -188,8 +143,8 @@ def cmd_failures(args) -> int:
 def cmd_demo(args) -> int:
     import time
 
-    from .demo import make_demo_collection
-    from .recommender import Recommender
+    from ..io.demo import make_demo_collection
+    from ..recommender import Recommender
 
     music = args.music or os.path.join(args.index, "music")
     print(f"1/3 writing a synthetic collection to {music} …")
@@ -218,13 +173,10 @@ def cmd_demo(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    from .recommender import DEFAULT_INDEX_DIR
 
-    p = argparse.ArgumentParser(prog="recommender", description="Content-based music recommendation.")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(sub) -> None:
+    """Register the core commands on the ``recommender`` sub-parsers."""
+    from ..recommender import DEFAULT_INDEX_DIR
 
     s = sub.add_parser("demo", help="make a small synthetic collection, index it and query it")
     s.add_argument("--index", default=os.path.join("indexes", "demo"))
@@ -284,41 +236,3 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_failures)
 
-    # Commands of other areas live next to their code; each module defines
-    # ``add_commands(subparsers)`` (imports inside the command functions stay lazy).
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"recommender.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"recommender.{name}":
-                raise
-            continue
-        mod.add_commands(sub)
-    return p
-
-
-_COMMAND_MODULES = ("cli_describe", "cli_playlists", "cli_train")
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        from . import models
-
-        models.QUIET_STARTUP = True  # TensorFlow is imported only if a command needs the CNN
-    try:
-        return int(args.func(args) or 0)
-    except RecommenderError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: everything analysed so far is saved; run the same command again to resume",
-              file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `recommender similar … | head`
-        return 0

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = [
     "SR",

@@ -93,7 +93,7 @@ import os
 
 import numpy as np
 
-from .errors import ParameterError, RecommenderError
+from ..errors import ParameterError, RecommenderError
 
 __all__ = [
     "DESCRIPTOR_SR",
@@ -1148,7 +1148,7 @@ def _excerpt_starts(duration_s: float, clip_s: float, n_excerpts: int) -> list[f
 def _load_excerpts(path, clip_s: float, n_excerpts: int):
     """Decode the excerpts of :func:`describe_file` at DESCRIPTOR_SR, or ``None``
     when the whole file is to be analysed (short, or of unknown length)."""
-    from . import audio
+    from ..io import audio
 
     inf = audio.info(path)
     if not (math.isfinite(inf.duration_s) and inf.duration_s > clip_s):
@@ -1158,7 +1158,7 @@ def _load_excerpts(path, clip_s: float, n_excerpts: int):
 
 def _load_at(path, starts_s, length_s, inf=None):
     """Excerpts of ``length_s`` seconds starting at ``starts_s``, at DESCRIPTOR_SR."""
-    from . import audio
+    from ..io import audio
 
     sr0 = (inf or audio.info(path)).sr_native
     # at the native rate: exact seeks, no resampler margins; then one soxr call each
@@ -1243,7 +1243,7 @@ def describe_file(path, *, clip_s=None, offset_s=None, n_excerpts=None) -> dict:
     >>> describe_file("song.mp3", clip_s=10.0, n_excerpts=4)["duration_s"]  # doctest: +SKIP
     10.0
     """
-    from . import audio  # lazy: decoding back ends load only when needed
+    from ..io import audio  # lazy: decoding back ends load only when needed
 
     if offset_s is not None:
         offset = float(offset_s)

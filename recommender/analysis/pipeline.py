@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from . import features
-from .errors import AudioError, ParameterError, RecommenderError
+from ..features import frontend as features
+from ..errors import AudioError, ParameterError, RecommenderError
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def _stream_blocks(
 
 def _file_blocks(path: str, sampling: Sampling, block_patches: int, info, first_block: int | None = None):
     """Yield ``(starts_s, patches, padded)`` blocks for one file."""
-    from . import audio
+    from ..io import audio
 
     n_samples = int(round(info.duration_s * features.SR))
     starts = patch_starts(n_samples, sampling)
@@ -317,7 +317,7 @@ def _file_blocks(path: str, sampling: Sampling, block_patches: int, info, first_
 # Running the model
 # --------------------------------------------------------------------------
 def _resolve_model(model):
-    from .models import load_model
+    from ..models import load_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
         return load_model(model) if model is not None else load_model()
@@ -350,7 +350,7 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
     >>> res.probs.shape, res.embedding.shape
     ((50,), (200,))
     """
-    from . import audio
+    from ..io import audio
 
     y = np.asarray(y)
     if y.ndim == 2:
@@ -391,7 +391,7 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
 
 
 def _layer_summary(pools, embeddings) -> np.ndarray:
-    from .representations import layer_summary
+    from ..features.pooling import layer_summary
 
     return layer_summary(np.concatenate(pools), embeddings).astype(np.float32)
 
@@ -527,7 +527,7 @@ def analyze_files(
     TrackAnalysis or AnalysisFailure
         In completion order (not necessarily input order); each carries its path.
     """
-    from . import audio
+    from ..io import audio
 
     if on_error not in ("yield", "raise"):
         raise ParameterError(f"on_error={on_error!r}: must be 'yield' or 'raise'")
@@ -754,13 +754,13 @@ def _single_threaded_blas():
 def _descriptors_for(path, info, sampling=None) -> dict | None:
     """MIR descriptors of a file; ``None`` (logged) if they cannot be computed."""
     try:
-        from . import descriptors as _d
+        from ..descriptors import summary as _d
     except ImportError:  # pragma: no cover
         return None
     try:
         starts = _descriptor_starts(info, sampling) if sampling is not None else None
         if starts is not None:
-            from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
+            from ..descriptors.summary import INDEX_CLIP_S, INDEX_EXCERPTS
 
             return _d.describe_at(path, starts, INDEX_CLIP_S / INDEX_EXCERPTS)
         return _d.describe_file(path, **_descriptor_clip(info))
@@ -790,7 +790,7 @@ def _descriptor_starts(info, sampling) -> list[float] | None:
     """Starts (s) of the descriptor excerpts when they can be cut from the CNN's
     windows (the middle of :data:`~recommender.descriptors.INDEX_EXCERPTS` of
     them), else ``None`` (whole-track analysis, short tracks, too few windows)."""
-    from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
+    from ..descriptors.summary import INDEX_CLIP_S, INDEX_EXCERPTS
 
     if not (np.isfinite(info.duration_s) and info.duration_s > INDEX_CLIP_S):
         return None
@@ -808,7 +808,7 @@ def _descriptor_clip(info) -> dict[str, Any]:
     # excerpts spread over the track (issue #9), cut from the CNN's windows
     # when the track is sampled (_descriptor_starts), else at 1/8, 3/8, 5/8
     # and 7/8 of it.  Shorter tracks are analysed whole.
-    from .descriptors import INDEX_CLIP_S, INDEX_EXCERPTS
+    from ..descriptors.summary import INDEX_CLIP_S, INDEX_EXCERPTS
 
     if np.isfinite(info.duration_s) and info.duration_s <= INDEX_CLIP_S:
         return {}

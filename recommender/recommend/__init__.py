@@ -1,0 +1,2 @@
+"""Recommending from an index: the indexing workflow, queries, hubness,
+playlists and paths, exploration, explanations."""

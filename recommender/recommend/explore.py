@@ -1,0 +1,478 @@
+"""Collection analysis: the map of a collection, genre/mood profiles, closest pairs, duplicates.
+
+All functions read an existing index (no TensorFlow).  Figures use
+matplotlib with the ``Agg`` backend, imported only when a figure is drawn.
+
+* :func:`collection_map` -- 2-D PCA or t-SNE map of the tracks, coloured by
+  top genre, artist, album or folder; a PNG and a DataFrame of coordinates.
+* :func:`tag_groups`, :func:`profiles`, :func:`plot_profiles` -- per-album
+  or per-artist mean tag probabilities for one group of tags (genre, mood,
+  instruments/voice, era).
+* :func:`closest_pairs` -- the most similar pairs of tracks in the collection.
+* :func:`near_duplicates` -- the same recording twice (same content hash, or
+  near-identical embeddings: another encoding, a copy).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..analysis import profiles as _profiles
+from .playlists import DUPLICATE_COSINE, _all_vectors, _check_space, _meta
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TAG_GROUPS",
+    "tag_groups",
+    "tag_frame",
+    "group_labels",
+    "profiles",
+    "plot_profiles",
+    "collection_map",
+    "closest_pairs",
+    "near_duplicates",
+]
+
+#: Tag groups, in display order (the grouping of :mod:`recommender.profiles`).
+TAG_GROUPS = _profiles.GROUPS
+
+
+def tag_groups(tags) -> dict:
+    """Group tag names into genre, mood, instruments (incl. voice), era and other.
+
+    Same grouping as :func:`recommender.profiles.tag_groups`, but every group
+    of :data:`TAG_GROUPS` is present (possibly as an empty list).
+
+    Examples
+    --------
+    >>> tag_groups(["rock", "Mellow", "guitar", "80s", "xyz"])
+    {'genre': ['rock'], 'mood': ['Mellow'], 'instruments': ['guitar'], 'era': ['80s'], 'other': ['xyz']}
+    """
+    groups = _profiles.tag_groups(list(tags))
+    return {g: groups.get(g, []) for g in TAG_GROUPS}
+
+
+def tag_frame(rec) -> pd.DataFrame:
+    """Tag probabilities of every track: index track id, one column per tag."""
+    tags = rec.catalog.get_meta("tags")
+    ids, T = rec.catalog.vectors("tags")
+    if not tags or len(tags) != T.shape[1]:
+        tags = [f"tag{i}" for i in range(T.shape[1])]
+    return pd.DataFrame(T, index=pd.Index(ids, name="id"), columns=list(tags))
+
+
+def group_labels(rec, by="album") -> pd.Series:
+    """Grouping label of every track (index id).
+
+    ``by``: ``'album'`` or ``'artist'`` (the file tags; untagged tracks get
+    ``'(unknown)'``; an album without a tag falls back to its folder name as
+    stored when indexing), ``'folder'`` (name of the parent folder),
+    ``'genre'`` (the most probable genre tag), or a mapping/Series from
+    track id to label.
+    """
+    meta = _meta(rec)
+    if isinstance(by, (dict, pd.Series)):
+        s = pd.Series(by)
+        return pd.Series([s.get(i, "(unknown)") for i in meta.index], index=meta.index, name="label")
+    if by in ("album", "artist"):
+        vals = [v.strip() if isinstance(v, str) and v.strip() else "(unknown)" for v in meta[by]]
+        # spellings that differ only in case are one album/artist (as in the playlists' caps):
+        # show the most frequent spelling
+        spelling = {}
+        for v, c in pd.Series(vals).value_counts().items():
+            spelling.setdefault(v.casefold(), v)
+        return pd.Series([spelling[v.casefold()] for v in vals], index=meta.index, name=by)
+    if by == "folder":
+        vals = [os.path.basename(os.path.dirname(p)) or "(root)" for p in meta["path"]]
+        return pd.Series(vals, index=meta.index, name="folder")
+    if by == "genre":
+        tf = tag_frame(rec)
+        genres = tag_groups(tf.columns)["genre"] or list(tf.columns)
+        top = tf[genres].idxmax(axis=1)
+        return top.reindex(meta.index).fillna("(unknown)").rename("genre")
+    raise ParameterError(f"by={by!r}: must be 'album', 'artist', 'folder', 'genre' or a mapping id -> label")
+
+
+def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
+    """Mean tag probabilities per album (or artist, folder…) for one group of tags.
+
+    Parameters
+    ----------
+    rec : Recommender
+    by : {'album', 'artist', 'folder'} or mapping
+        See :func:`group_labels`.
+    group : {'genre', 'mood', 'instruments', 'era', 'other', 'all'}
+        Which tags (see :func:`tag_groups`).
+    top : int, optional
+        Keep only the ``top`` tags with the highest mean over the collection.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index: the labels (sorted by name), named after ``by``; columns: the
+        tags, strongest over the collection first; values: mean probability.
+        ``df.attrs['n_tracks']`` holds the track count per label.
+
+    Examples
+    --------
+    >>> profiles(rec, "album", group="mood", top=5).round(2)   # doctest: +SKIP
+    """
+    tf = tag_frame(rec)
+    if group == "all":
+        cols = list(tf.columns)
+    else:
+        groups = tag_groups(tf.columns)
+        if group not in groups:
+            raise ParameterError(f"group={group!r}: must be one of {', '.join(TAG_GROUPS)} or 'all'")
+        cols = groups[group]
+        if not cols:
+            raise ParameterError(f"group={group!r}: this model has no {group} tags")
+    labels = group_labels(rec, by).reindex(tf.index)
+    sub = tf[cols]
+    order = sub.mean(axis=0).sort_values(ascending=False, kind="stable").index
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+            raise ParameterError(f"top={top!r}: must be a positive integer")
+        order = order[: int(top)]
+    df = sub[order].groupby(labels.values).mean().sort_index()
+    df.index.name = labels.name if isinstance(labels.name, str) else "label"
+    df.columns.name = "tag"
+    df.attrs["n_tracks"] = labels.value_counts().to_dict()
+    return df
+
+
+def _pyplot():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        try:
+            matplotlib.use("Agg", force=True)
+        except Exception:  # pragma: no cover - backend already fixed by the host
+            pass
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _savefig(fig, out):
+    out = os.fspath(out)
+    d = os.path.dirname(os.path.abspath(out))
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, "." + os.path.basename(out) + ".part.png")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def plot_profiles(df: pd.DataFrame, out, *, top=8, title=None) -> str:
+    """Grouped bar chart of a :func:`profiles` frame, saved as PNG.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        Rows = albums/artists, columns = tags.
+    out : path-like
+        PNG file to write.
+    top : int
+        Tags shown (the first ``top`` columns).
+    title : str, optional
+
+    Returns
+    -------
+    str
+        ``out``.
+    """
+    if len(df) == 0 or df.shape[1] == 0:
+        raise ParameterError("df: nothing to plot (no rows or no tag columns)")
+    plt = _pyplot()
+    d = df.iloc[:, : max(1, int(top))]
+    n_rows, n_tags = d.shape
+    fig, ax = plt.subplots(figsize=(min(24, 2.5 + 0.35 * n_rows * n_tags + 0.6 * n_rows), 5.5))
+    width = 0.8 / n_tags
+    x = np.arange(n_rows)
+    cmap = plt.get_cmap("tab10" if n_tags <= 10 else "tab20")
+    for j, tag in enumerate(d.columns):
+        ax.bar(x + (j - (n_tags - 1) / 2) * width, d[tag].to_numpy(), width, label=str(tag), color=cmap(j % cmap.N))
+    labels = [str(v) if len(str(v)) <= 28 else str(v)[:26] + "…" for v in d.index]
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=30 if n_rows > 3 else 0, ha="right" if n_rows > 3 else "center")
+    ax.set_ylabel("mean tag probability")
+    ax.set_title(title or f"tag profile per {d.index.name or 'group'}")
+    ax.legend(ncol=min(4, n_tags), fontsize=8, frameon=False, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    _savefig(fig, out)
+    plt.close(fig)
+    return os.fspath(out)
+
+
+def collection_map(
+    rec,
+    out=None,
+    *,
+    method: str = "pca",
+    color_by="genre",
+    space: str = "embedding",
+    random_state: int = 0,
+    perplexity: float | None = None,
+    max_legend: int = 15,
+    annotate: bool = False,
+) -> pd.DataFrame:
+    """A 2-D map of the collection (PCA or t-SNE), optionally saved as PNG.
+
+    Parameters
+    ----------
+    rec : Recommender
+    out : path-like, optional
+        PNG to write (none when ``None``).
+    method : {'pca', 'tsne'}
+        PCA (fast, linear, global layout) or t-SNE (scikit-learn; local
+        neighbourhoods; O(n log n) but slow beyond ~50k tracks).
+    color_by : {'genre', 'artist', 'album', 'folder'} or mapping
+        Colour of each point (see :func:`group_labels`); the ``max_legend``
+        most frequent labels get their own colour, the rest are grey
+        ``'other'``.
+    space : {'embedding', 'tags', 'both'}
+    random_state : int
+    perplexity : float, optional
+        t-SNE perplexity (default ``min(30, (n - 1) / 3)``).
+    annotate : bool
+        Write each track's title next to its point (small collections).
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``id, x, y, label, artist, album, title, path``.
+    """
+    if method not in ("pca", "tsne"):
+        raise ParameterError(f"method={method!r}: must be 'pca' or 'tsne'")
+    _check_space(space)
+    ids, X = _all_vectors(rec, space)
+    n = len(ids)
+    if n < 2:
+        raise ParameterError(f"the index holds {n} track(s); a map needs at least 2")
+    labels = group_labels(rec, color_by).reindex(ids)
+    Xc = np.asarray(X, dtype=np.float64)
+    if method == "pca" or n < 5:
+        from sklearn.decomposition import PCA
+
+        Y = PCA(n_components=2, random_state=random_state).fit_transform(Xc)
+    else:
+        from sklearn.manifold import TSNE
+
+        p = perplexity if perplexity is not None else min(30.0, max(2.0, (n - 1) / 3.0))
+        if not 0 < p < n:
+            raise ParameterError(f"perplexity={p!r}: must be in (0, n_tracks={n})")
+        init = "pca" if n > 3 else "random"
+        Y = TSNE(n_components=2, perplexity=p, init=init, metric="cosine",
+                 random_state=random_state).fit_transform(Xc)
+    meta = _meta(rec).reindex(ids)
+    df = pd.DataFrame({
+        "id": ids,
+        "x": Y[:, 0],
+        "y": Y[:, 1],
+        "label": labels.fillna("(unknown)").to_numpy(),
+        "artist": meta["artist"].to_numpy(),
+        "album": meta["album"].to_numpy(),
+        "title": meta["title"].to_numpy(),
+        "path": meta["path"].to_numpy(),
+    })
+    if out is not None:
+        name = color_by if isinstance(color_by, str) else (getattr(color_by, "name", None) or "label")
+        _plot_map(df, out, method=method, color_by=str(name),
+                  max_legend=max_legend, annotate=annotate, space=space)
+    return df
+
+
+def _plot_map(df, out, *, method, color_by, max_legend, annotate, space):
+    plt = _pyplot()
+    counts = df["label"].value_counts()
+    shown = list(counts.index[:max_legend])
+    fig, ax = plt.subplots(figsize=(9, 7.5))
+    cmap = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+    rest = ~df["label"].isin(shown)
+    size = 30 if len(df) <= 2000 else max(2, int(30 * (2000 / len(df)) ** 0.5))
+    if rest.any():
+        ax.scatter(df.loc[rest, "x"], df.loc[rest, "y"], s=size, c="lightgrey", label="other", alpha=0.7,
+                   edgecolors="none")
+    for j, lab in enumerate(shown):
+        sel = df["label"] == lab
+        ax.scatter(df.loc[sel, "x"], df.loc[sel, "y"], s=size, color=cmap(j % cmap.N),
+                   label=f"{lab} ({int(counts[lab])})", alpha=0.85, edgecolors="none")
+    if annotate:
+        for r in df.itertuples(index=False):
+            t = r.title if isinstance(r.title, str) and r.title else os.path.basename(str(r.path))
+            ax.annotate(t[:24], (r.x, r.y), fontsize=6, alpha=0.7, xytext=(2, 2), textcoords="offset points")
+    ax.set_title(f"{len(df)} tracks, {method.upper()} of the {space} space, coloured by {color_by}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _savefig(fig, out)
+    plt.close(fig)
+
+
+def _pairs_frame(rec, pairs):
+    meta = _meta(rec)
+    rows = []
+    for a, b, c in pairs:
+        ra, rb = meta.loc[a], meta.loc[b]
+        rows.append({
+            "id_a": int(a), "id_b": int(b), "cosine": float(c),
+            "artist_a": ra["artist"], "title_a": ra["title"], "album_a": ra["album"],
+            "artist_b": rb["artist"], "title_b": rb["title"], "album_b": rb["album"],
+            "path_a": ra["path"], "path_b": rb["path"],
+        })
+    cols = ["id_a", "id_b", "cosine", "artist_a", "title_a", "album_a", "artist_b", "title_b", "album_b",
+            "path_a", "path_b"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _neighbour_pairs(rec, space, k):
+    """{(a, b): cosine} for a < b among each track's ``k`` nearest neighbours."""
+    ids, X = _all_vectors(rec, space)
+    idx = rec._index(space)
+    n = len(ids)
+    k = min(n, k + 1)
+    out = {}
+    for s in range(0, n, 4096):
+        S, I = idx.search(X[s : s + 4096], k)
+        for r in range(S.shape[0]):
+            q = int(ids[s + r])
+            for c, t in zip(S[r], I[r]):
+                t = int(t)
+                if t < 0 or t == q:
+                    continue
+                key = (q, t) if q < t else (t, q)
+                if c > out.get(key, -np.inf):
+                    out[key] = float(c)
+    return out
+
+
+def closest_pairs(
+    rec,
+    n: int = 20,
+    *,
+    space: str = "embedding",
+    exclude_same_album: bool = False,
+    exclude_same_artist: bool = False,
+    exclude_duplicates: bool = True,
+    duplicate_cosine: float = DUPLICATE_COSINE,
+) -> pd.DataFrame:
+    """The ``n`` most similar pairs of tracks in the collection.
+
+    Parameters
+    ----------
+    rec : Recommender
+    n : int
+    space : {'embedding', 'tags', 'both'}
+    exclude_same_album, exclude_same_artist : bool
+        Only pairs across albums / artists (by tag; untagged tracks pass).
+    exclude_duplicates : bool
+        Skip pairs that are the same recording (same content hash or cosine
+        >= ``duplicate_cosine``; see :func:`near_duplicates`).
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``id_a, id_b, cosine, artist_a, title_a, album_a, artist_b,
+        title_b, album_b, path_a, path_b``, most similar first.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"n={n!r}: must be a positive integer")
+    _check_space(space)
+    meta = _meta(rec)
+    total = len(meta)
+    k = 10
+    while True:
+        pairs = _neighbour_pairs(rec, space, k)
+        good = []
+        for (a, b), c in sorted(pairs.items(), key=lambda kv: -kv[1]):
+            ra, rb = meta.loc[a], meta.loc[b]
+            if exclude_duplicates and ((ra["hash_key"] is not None and ra["hash_key"] == rb["hash_key"])
+                                       or c >= duplicate_cosine):
+                continue
+            if exclude_same_album and ra["album_key"] is not None and ra["album_key"] == rb["album_key"]:
+                continue
+            if exclude_same_artist and ra["artist_key"] is not None and ra["artist_key"] == rb["artist_key"]:
+                continue
+            good.append((a, b, c))
+        # each track's best allowed partner lies within its top k unless filters hide them all
+        if len(good) >= n or k >= total - 1:
+            break
+        k = min(total - 1, k * 4)
+    return _pairs_frame(rec, good[:n])
+
+
+def near_duplicates(rec, *, threshold: float = DUPLICATE_COSINE, space: str = "embedding") -> pd.DataFrame:
+    """Pairs of tracks that are the same recording.
+
+    A pair is reported when both files have the same content hash (the same
+    audio bytes under two paths) or their vectors have a cosine of at least
+    ``threshold`` (another encoding or a re-rip of the same recording: an
+    MP3 and a FLAC of one song score > 0.99 in the musicnn embedding, while
+    distinct songs of one soundtrack stay below ~0.96).
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``id_a, id_b, cosine, reason`` (``'same content'`` or
+        ``'near-identical embedding'``) then the pairs' metadata and paths,
+        most similar first.
+    """
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not -1.0 <= threshold <= 1.0:
+        raise ParameterError(f"threshold={threshold!r}: must be a cosine in [-1, 1]")
+    _check_space(space)
+    meta = _meta(rec)
+    ids, X = _all_vectors(rec, space)
+    pos = {int(t): i for i, t in enumerate(ids)}
+    found = {}
+    # same content hash
+    h = meta["hash_key"].dropna()
+    for _, grp in h.groupby(h.values):
+        g = sorted(int(t) for t in grp.index)
+        for i in range(len(g)):
+            for j in range(i + 1, len(g)):
+                if g[i] in pos and g[j] in pos:
+                    c = float(X[pos[g[i]]] @ X[pos[g[j]]])
+                else:
+                    c = float("nan")
+                found[(g[i], g[j])] = (c, "same content")
+    # near-identical vectors: grow k until the k-th neighbour falls below the threshold
+    idx = rec._index(space)
+    n = len(ids)
+    k = min(n, 11)
+    todo = np.arange(n)
+    while len(todo):
+        S, I = idx.search(X[todo], k)
+        again = []
+        for r, qi in enumerate(todo):
+            q = int(ids[qi])
+            for c, t in zip(S[r], I[r]):
+                t = int(t)
+                if t < 0 or t == q or c < threshold:
+                    continue
+                key = (q, t) if q < t else (t, q)
+                if key not in found:
+                    found[key] = (float(c), "near-identical embedding")
+            if k < n and S[r, -1] >= threshold:
+                again.append(qi)
+        if not again or k >= n:
+            break
+        todo = np.asarray(again)
+        k = min(n, k * 4)
+    items = sorted(found.items(), key=lambda kv: (-(kv[1][0] if kv[1][0] == kv[1][0] else 2.0), kv[0]))
+    df = _pairs_frame(rec, [(a, b, c) for (a, b), (c, _) in items])
+    df.insert(3, "reason", [r for _, (_, r) in items])
+    return df

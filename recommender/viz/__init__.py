@@ -1,0 +1,1 @@
+"""Pictures: spectrogram, taggram, confusion matrix, collection map."""
