@@ -1,0 +1,74 @@
+"""``recommender index`` end to end: this tree against a baseline tree, in one run.
+
+Made for the layered-package change (the code moved; the speed must not): the
+baseline is a checkout of the commit before, e.g. ::
+
+    git worktree add /tmp/old 5da7340
+    python benchmarks/devset.py /tmp/devset
+    python benchmarks/bench_layout.py /tmp/devset --baseline /tmp/old --rounds 3
+
+Each round indexes the collection into a fresh index once with each tree (the
+order alternates between rounds so a machine slowing down hurts both alike),
+then re-runs the same command on the now complete index (an unchanged
+re-scan). Each run is a separate ``python -m recommender index`` process with
+``PYTHONPATH`` set to the tree; wall time includes Python's start-up. Prints
+the medians and the ratio current / baseline (1.00 = same speed; < 1 faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_index(tree: str, music: str, index: str) -> float:
+    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "recommender", "index", music, "--index", index,
+                        "--no-progress", "--json"], env=env, capture_output=True, text=True, cwd=tree)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{tree}: recommender index failed:\n{r.stderr[-2000:]}")
+    return dt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("music")
+    ap.add_argument("--baseline", required=True, help="a checkout of the baseline commit")
+    ap.add_argument("--current", default=HERE, help="the tree to measure (default: this checkout)")
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args(argv)
+    trees = {"baseline": os.path.abspath(a.baseline), "current": os.path.abspath(a.current)}
+    full = {k: [] for k in trees}
+    rescan = {k: [] for k in trees}
+    work = tempfile.mkdtemp(prefix="bench_layout.")
+    try:
+        for r in range(a.rounds):
+            order = list(trees) if r % 2 == 0 else list(trees)[::-1]
+            for name in order:
+                idx = os.path.join(work, f"{name}-{r}")
+                full[name].append(run_index(trees[name], a.music, idx))
+                rescan[name].append(run_index(trees[name], a.music, idx))
+                shutil.rmtree(idx)
+                print(f"round {r + 1} {name:>8s}: index {full[name][-1]:6.2f} s, "
+                      f"unchanged re-scan {rescan[name][-1]:5.2f} s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(f"{'':>18s} {'baseline':>9s} {'current':>9s} {'ratio':>6s}")
+    for label, d in (("index (median)", full), ("re-scan (median)", rescan)):
+        b, c = statistics.median(d["baseline"]), statistics.median(d["current"])
+        print(f"{label:>18s} {b:8.2f}s {c:8.2f}s {c / b:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
