@@ -53,7 +53,8 @@ def _rebuild_model():
     """A freshly built and loaded network, as musicnn's extractor makes per file."""
     import keras
 
-    from recommender.models import WEIGHTS_DIR, TagModel, _sha256
+    from recommender._utils import sha256_file as _sha256
+    from recommender.models import WEIGHTS_DIR, TagModel
     from recommender.models.musicnn import build_musicnn, load_weights
 
     keras.backend.clear_session()

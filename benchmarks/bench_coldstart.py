@@ -87,7 +87,7 @@ def build_index(index_dir, n, *, seed=0):
             print(f"\r  catalog: {lo + m}/{n} tracks", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         t1 = time.perf_counter()
-        Recommender(tmp)._rebuild_indexes(cat)
+        Recommender(tmp).rebuild_indexes(catalog=cat)
     t2 = time.perf_counter()
     shutil.rmtree(index_dir, ignore_errors=True)
     os.replace(tmp, index_dir)

@@ -11,7 +11,7 @@ them alike):
 * ``new-30s`` -- the same 30 s through the current :func:`describe`: the
   cost of the implementation alone (same definitions: the values should
   match the baseline to a few 1e-5, single-precision FFT aside);
-* ``index`` -- what indexing computes now (``analysis._descriptors_for``
+* ``index`` -- what indexing computes now (``blocks._descriptors_for``
   with the default sampling: 4 excerpts of 2.5 s, the middle of 4 of the 8
   CNN windows, ``descriptors.describe_at``; timed alone, so their decoding
   is counted, which indexing shares with the CNN).
@@ -64,7 +64,7 @@ def _old_stft_mag(y, D):
 
 
 def _old_mel_db(mag, D):
-    mel = D._mel_basis() @ (mag * mag)
+    mel = D.spectral._mel_basis() @ (mag * mag)
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     if db.size:
         db = np.maximum(db, db.max() - 80.0)
@@ -74,7 +74,7 @@ def _old_mel_db(mag, D):
 def _old_onset(mel_db, D):
     if mel_db.shape[1] < 2:
         return np.zeros(mel_db.shape[1], dtype=np.float32)
-    m = np.maximum(mel_db, mel_db.max() - D._ONSET_TOP_DB)
+    m = np.maximum(mel_db, mel_db.max() - D.tempo._ONSET_TOP_DB)
     flux = np.maximum(0.0, np.diff(m, axis=1)).mean(axis=0)
     return np.concatenate([[0.0], flux]).astype(np.float32)
 
@@ -87,8 +87,8 @@ def _old_key_chroma(y, D):
     padded = np.zeros((n_frames - 1) * D.KEY_HOP_LENGTH + D.KEY_N_FFT, dtype=np.float32)
     padded[: y.size] = y
     frames = np.lib.stride_tricks.sliding_window_view(padded, D.KEY_N_FFT)[:: D.KEY_HOP_LENGTH]
-    fb, lo, hi = D._chroma_basis()
-    spec = np.abs(scipy.fft.rfft(frames * D._hann(D.KEY_N_FFT), axis=1)[:, lo:hi])
+    fb, lo, hi = D.key._chroma_basis()
+    spec = np.abs(scipy.fft.rfft(frames * D._base._hann(D.KEY_N_FFT), axis=1)[:, lo:hi])
     return fb @ np.ascontiguousarray(spec.T, dtype=np.float32)
 
 
@@ -96,15 +96,15 @@ def _old_key(c, D):
     c = np.asarray(c, dtype=np.float64)
     if not np.any(c > 0) or np.ptp(c) <= 1e-9 * float(np.max(c)):
         return None, None, 0.0
-    cz = D._zscore(c)
+    cz = D.key._zscore(c)
     scores = np.empty((2, 12))
     for m in range(2):
-        pz = D._zscore(D._KEY_PROFILES[D._KEY_PROFILE][m])
-        tz = D._zscore(D._SCALE_TEMPLATES[m])
+        pz = D.key._zscore(D.key._KEY_PROFILES[D.key._KEY_PROFILE][m])
+        tz = D.key._zscore(D.key._SCALE_TEMPLATES[m])
         for k in range(12):
             r_prof = np.mean(cz * np.roll(pz, k))
             r_scale = np.mean(cz * np.roll(tz, k))
-            scores[m, k] = (r_prof + D._SCALE_WEIGHT * r_scale) / (1.0 + D._SCALE_WEIGHT)
+            scores[m, k] = (r_prof + D.key._SCALE_WEIGHT * r_scale) / (1.0 + D.key._SCALE_WEIGHT)
     m, k = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return D.PITCH_CLASSES[k], ("major", "minor")[m], float(np.clip(scores[m, k], 0.0, 1.0))
 
@@ -112,11 +112,11 @@ def _old_key(c, D):
 def _old_loudness(y, sr):
     import scipy.signal
 
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     if y.size == 0:
         return math.nan
-    z = scipy.signal.sosfilt(D._k_weighting_sos(sr).astype(np.float32), y)
+    z = scipy.signal.sosfilt(D.loudness._k_weighting_sos(sr).astype(np.float32), y)
     step = int(round(0.1 * sr))
     if z.size < 4 * step:
         ms = np.array([np.mean(z.astype(np.float64) ** 2)])
@@ -125,7 +125,7 @@ def _old_loudness(y, sr):
         zz = z[: n_steps * step].reshape(n_steps, step)
         e = np.einsum("ij,ij->i", zz, zz, dtype=np.float64)
         ms = (e[:-3] + e[1:-2] + e[2:-1] + e[3:]) / (4 * step)
-    return D._gated_lufs(ms)
+    return D.loudness._gated_lufs(ms)
 
 
 def _old_rms_zcr(y, D):
@@ -155,19 +155,19 @@ def baseline_describe(y, sr):
     """``describe(y, sr=sr)`` as computed before issue #9."""
     import librosa
 
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     def stats(out, name, x):
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         out[f"{name}_mean"] = float(x.mean()) if x.size else math.nan
         out[f"{name}_std"] = float(x.std()) if x.size else math.nan
 
-    y = D._as_mono(y, sr)
+    y = D.as_mono(y, sr)
     sr = D.DESCRIPTOR_SR
     out = {"duration_s": y.size / sr}
     mag = _old_stft_mag(y, D)
     mel_db = _old_mel_db(mag, D)
-    out["tempo_bpm"], out["tempo_confidence"] = D._tempo_from_onset(_old_onset(mel_db, D), D.ONSET_FPS)
+    out["tempo_bpm"], out["tempo_confidence"] = D.tempo._tempo_from_onset(_old_onset(mel_db, D), D.ONSET_FPS)
     chroma = _old_key_chroma(y, D)
     out["key"], out["mode"], out["key_confidence"] = _old_key(chroma.sum(axis=1, dtype=np.float64), D)
     out["loudness_db"] = _old_loudness(y, sr)
@@ -200,7 +200,7 @@ def baseline_describe(y, sr):
 
 
 def central_kwargs(path, clip_s=BASELINE_CLIP_S):
-    """What ``analysis._descriptor_clip`` gave before issue #9 (+ the header,
+    """What ``blocks._descriptor_clip`` gave before issue #9 (+ the header,
     which indexing reads before the descriptors in any case)."""
     from recommender.io import audio
 
@@ -211,7 +211,7 @@ def central_kwargs(path, clip_s=BASELINE_CLIP_S):
 
 def run_baseline(path, kw):
     from recommender.io import audio
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     if "offset_s" in kw:  # as describe_file(path, offset_s=..., clip_s=...) did
         y = audio.load(path, sr=D.DESCRIPTOR_SR, offset_s=kw["offset_s"], duration_s=kw["clip_s"])
@@ -221,23 +221,23 @@ def run_baseline(path, kw):
 
 
 def run_new30(path, kw):
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     return D.describe_file(path, **{k: v for k, v in kw.items() if k != "info"})
 
 
 def run_index(path, kw):
-    from recommender.analysis import pipeline as analysis
+    from recommender.analysis import blocks
     from recommender.recommender import DEFAULT_SAMPLING
 
     # exactly what indexing runs with the default sampling: the excerpts are the
     # middle of 4 of the CNN's windows.  Timed alone, so their decoding is
     # counted here; while indexing it is shared with the CNN (audio.reuse_decoded).
-    return analysis._descriptors_for(path, kw["info"], DEFAULT_SAMPLING)
+    return blocks._descriptors_for(path, kw["info"], DEFAULT_SAMPLING)
 
 
 def run_whole(path, kw):
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     return D.describe_file(path)
 
@@ -332,7 +332,7 @@ def main(argv=None):
 
     import pandas as pd
 
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     paths = find_audio(args.roots)[: args.limit]
     if not paths:

@@ -45,7 +45,7 @@ sys.path.insert(0, HERE)
 
 from retrieval import TrackSet, compare, format_table, neighbours, similarity_rep  # noqa: E402
 
-from recommender import representations as R  # noqa: E402
+from recommender.contrib import representations as R  # noqa: E402
 
 
 def std(X):
@@ -229,7 +229,7 @@ def wccn_pool_ms(t):
 
 
 def wccn_layers(t, reg=1.0):
-    """:class:`~recommender.features.pooling.PatchSpace` on the per-patch [pool, penultimate]:
+    """:class:`~recommender.contrib.representations.PatchSpace` on the per-patch [pool, penultimate]:
     WCCN, then mean+std pooling, standardised.  Needs the per-patch pool
     vectors at index time (not only the per-track summary)."""
     return R.PatchSpace(reg=reg).fit_transform(R.layer_patches(t.patch_pool, t.patch_embeddings))

@@ -30,7 +30,8 @@ import pandas as pd
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recommender import Recommender  # noqa: E402
-from recommender import playlists as pl  # noqa: E402
+from recommender.recommend import hubness as hub, view  # noqa: E402
+from recommender.recommend import playlists as pl  # noqa: E402
 
 
 def labels_of(rec, ids):
@@ -40,7 +41,7 @@ def labels_of(rec, ids):
 
 
 def precision_by_label(rec, k, space, hubness):
-    ids, N, _ = pl.knn(rec, k, space=space, hubness=hubness)
+    ids, N, _ = hub.knn(rec, k, space=space, hubness=hubness)
     lab = labels_of(rec, ids)
     pos = {int(t): i for i, t in enumerate(ids)}
     hits = np.array([
@@ -52,7 +53,7 @@ def precision_by_label(rec, k, space, hubness):
 
 
 def radio_stats(rec, n, space, hubness):
-    ids, _ = pl._all_vectors(rec, space)
+    ids, _ = view.vectors(rec, space)
     lab = dict(zip(ids.tolist(), labels_of(rec, ids)))
     seen = {}
     same = []
@@ -77,7 +78,7 @@ def path_stats(rec, pairs, n, space):
                             "random_order", "sorted_by_similarity", "knn_of_A")}
     maxes = {k: [] for k in rows}
     rng = np.random.default_rng(0)
-    ids, X = pl._all_vectors(rec, space)
+    ids, X = view.vectors(rec, space)
     pos = {int(t): i for i, t in enumerate(ids)}
     timing = {"graph": 0.0, "interpolate": 0.0}
 
@@ -107,7 +108,7 @@ def path_stats(rec, pairs, n, space):
         s = steps([a] + by_sim + [b])
         rows["sorted_by_similarity"].append(s.mean())
         maxes["sorted_by_similarity"].append(s.max())
-        S, I = rec._index(space).search(va[None], n + 2)
+        S, I = rec.faiss_index(space).search(va[None], n + 2)
         nn = [int(t) for t in I[0] if t >= 0 and int(t) not in (a, b)][: n - 2]
         s = steps([a] + nn + [b])
         rows["knn_of_A"].append(s.mean())
@@ -141,7 +142,7 @@ def synthetic_index(folder, n, *, d=200, n_labels=20, separation=0.18, seed=0):
             for i in range(n):
                 cat.add_track({"path": f"/synthetic/label{lab[i]:02d}/{i}.mp3", "content_hash": f"h{i}"},
                               vectors={"embedding": X[i], "tags": T[i]})
-        rec._rebuild_indexes(cat)
+        rec.rebuild_indexes(catalog=cat)
     return Recommender(folder)
 
 
@@ -167,7 +168,7 @@ def main(argv=None):
                     for m in (None, "csls", "mp")}
             print(pd.DataFrame(prec, index=["P@k (tracks)", "P@k (labels)"]).round(3).to_string())
             t0 = time.perf_counter()
-            print(pl.hubness_report(srec, k=args.k).round(3).to_string())
+            print(hub.hubness_report(srec, k=args.k).round(3).to_string())
             print(f"[hubness report {time.perf_counter() - t0:.1f} s]\n")
             srec.close()
 
@@ -188,7 +189,7 @@ def main(argv=None):
         print(f"precision@{args.k} by label (same parent folder):")
         print(pd.DataFrame(prec).round(3).to_string())
         print(f"\nhub statistics (k={args.k}):")
-        print(pl.hubness_report(rec, k=args.k, space=space).round(3).to_string())
+        print(hub.hubness_report(rec, k=args.k, space=space).round(3).to_string())
         print(f"\nradios of {args.radio_n} tracks seeded by every track:")
         print(pd.DataFrame({("none" if m is None else m): radio_stats(rec, args.radio_n, space, m)
                             for m in methods}).T.round(3).to_string())

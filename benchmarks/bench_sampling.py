@@ -75,7 +75,7 @@ def run_policy(files, model, sampling, *, descriptors=False):
 
 def descriptor_step(files, clip_s):
     """Time the descriptors step alone: ``describe_file`` on a centred ``clip_s`` excerpt."""
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     out = {}
     t0 = time.perf_counter()

@@ -358,7 +358,7 @@ def main(argv=None):
 
     import librosa
 
-    from recommender.descriptors import summary as D
+    from recommender import descriptors as D
 
     seed = SPLIT_SEEDS[args.split]
     print(f"split={args.split} seed={seed} librosa={librosa.__version__}")

@@ -87,7 +87,7 @@ def layer_outputs(tag_model, P, *, batch=8, _fns={}):
 def track_patches(path, sampling):
     """The log-mel patches the analysis would feed the CNN for ``path``."""
     from recommender.io import audio
-    from recommender.analysis.pipeline import _file_blocks
+    from recommender.analysis.blocks import _file_blocks
 
     blocks = list(_file_blocks(path, sampling, 64, audio.info(path)))
     return np.concatenate([b[1] for b in blocks]), np.concatenate([b[0] for b in blocks])

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.descriptors import summary as D
+from recommender import descriptors as D
+from recommender.descriptors import spectral as S
 from recommender.errors import ParameterError
 
 SR = D.DESCRIPTOR_SR
@@ -361,25 +362,25 @@ def test_front_end_matches_librosa():
     import librosa
 
     y = _music_like()
-    mag = D._stft_mag(y)
+    mag = S._stft_mag(y)
     ref = np.abs(librosa.stft(y, n_fft=D.N_FFT, hop_length=D.HOP_LENGTH, center=True, pad_mode="constant"))
     assert mag.shape == ref.T.shape
     assert np.max(np.abs(mag - ref.T)) <= 1e-5 * ref.max()
     # the chunks are the whole STFT
-    chunks = list(D._stft_chunks(y))
-    assert [i for i, _ in chunks] == list(range(0, mag.shape[0], D._CHUNK_FRAMES))
+    chunks = list(S._stft_chunks(y))
+    assert [i for i, _ in chunks] == list(range(0, mag.shape[0], S._CHUNK_FRAMES))
     # mel (sparse product) and MFCC (DCT matrix)
-    mel_ref = librosa.power_to_db(D._mel_basis() @ (ref * ref), ref=1.0, amin=1e-10, top_db=80.0)
-    mel = D._mel_db(mag)
+    mel_ref = librosa.power_to_db(S._mel_basis() @ (ref * ref), ref=1.0, amin=1e-10, top_db=80.0)
+    mel = S._mel_db(mag)
     assert np.max(np.abs(mel - mel_ref.T)) < 1e-3
     mfcc_ref = librosa.feature.mfcc(S=mel_ref, n_mfcc=D.N_MFCC)
-    assert np.max(np.abs(mel @ D._dct_t() - mfcc_ref.T)) < 1e-2
+    assert np.max(np.abs(mel @ S._dct_t() - mfcc_ref.T)) < 1e-2
     # contrast (sort instead of librosa's per-band sort: the same values)
     with np.errstate(divide="ignore", invalid="ignore"):
         c_ref = librosa.feature.spectral_contrast(S=ref, sr=SR, n_fft=D.N_FFT)
-    assert np.max(np.abs(D._spectral_contrast(mag) - c_ref.T)) < 1e-3
+    assert np.max(np.abs(S._spectral_contrast(mag) - c_ref.T)) < 1e-3
     # centroid, bandwidth, roll-off
-    centroid, bandwidth, rolloff = D._spectral_shape(mag)
+    centroid, bandwidth, rolloff = S._spectral_shape(mag)
     np.testing.assert_allclose(centroid, librosa.feature.spectral_centroid(S=ref, sr=SR)[0], rtol=1e-4)
     np.testing.assert_allclose(bandwidth, librosa.feature.spectral_bandwidth(S=ref, sr=SR)[0], rtol=1e-3)
     r_ref = librosa.feature.spectral_rolloff(S=ref, sr=SR, roll_percent=0.85)[0]
@@ -389,7 +390,7 @@ def test_front_end_matches_librosa():
 def test_frame_rms_and_zcr_are_per_frame_sums():
     y = _music_like(2.0)
     y[100:140] = 0.0  # zeros: sign changes counted as in np.signbit
-    rms, zcr = D._frame_rms_zcr(y)
+    rms, zcr = S._frame_rms_zcr(y)
     padded = np.pad(y, D.N_FFT // 2).astype(np.float64)
     n = 1 + y.size // D.HOP_LENGTH
     assert rms.shape == zcr.shape == (n,)
@@ -399,8 +400,8 @@ def test_frame_rms_and_zcr_are_per_frame_sums():
         s = np.signbit(f)
         assert zcr[k] == pytest.approx(np.count_nonzero(s[1:] != s[:-1]) / D.N_FFT, abs=1e-12)
     for size in (D.HOP_LENGTH * 7, D.HOP_LENGTH * 7 + 1, 1, 0):  # frame-grid edge cases
-        r, z = D._frame_rms_zcr(y[:size])
-        assert r.shape == z.shape == (D._n_frames(y[:size]),)
+        r, z = S._frame_rms_zcr(y[:size])
+        assert r.shape == z.shape == (S._n_frames(y[:size]),)
 
 
 # --------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def test_excerpts_pool_frames_tempo_key_and_loudness():
     assert d["tempo_bpm"] == pytest.approx(126.0, rel=0.04)
     # frame statistics are over the frames of all excerpts
     each = [D.describe(p, sr=SR) for p in parts]
-    frames = [D._n_frames(p) for p in parts]
+    frames = [S._n_frames(p) for p in parts]
     assert d["rms_mean"] == pytest.approx(np.average([e["rms_mean"] for e in each], weights=frames), rel=1e-9)
     # the same excerpt twice: same loudness, same key, same means
     twice = D.describe_excerpts([parts[0], parts[0]], sr=SR)
@@ -521,7 +522,7 @@ def test_describe_file_excerpt_parameters(tmp_path, kwargs, word):
 
 
 def test_indexing_uses_spread_excerpts():
-    from recommender.analysis import pipeline as analysis
+    from recommender.analysis import blocks as analysis
     from recommender.io.audio import AudioInfo
 
     def info(duration_s):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recommender import features
-from recommender.analysis.pipeline import _stream_blocks, _waveform_blocks
+from recommender.analysis.blocks import _stream_blocks, _waveform_blocks
 from recommender.errors import ParameterError
 
 

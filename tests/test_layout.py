@@ -8,13 +8,11 @@ before the move (commit 5da7340) with ``tests/fixtures/make_legacy_fixture.py``.
 """
 
 import ast
-import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -29,7 +27,7 @@ PKG = os.path.dirname(os.path.abspath(recommender.__file__))
 OLD_PATHS = {
     "audio": "io.audio", "collection": "io.collection", "demo": "io.demo",
     "parallel": "analysis.parallel", "tagging": "analysis.tagging", "profiles": "analysis.profiles",
-    "catalog": "store.catalog", "index": "store.faiss_index", "representations": "features.pooling",
+    "catalog": "store.catalog", "index": "store.faiss_index", "representations": "contrib.representations",
     "playlists": "recommend.playlists", "explore": "recommend.explore",
     "explanations": "recommend.explanations", "datasets": "learn.datasets",
     "training": "learn.classifier", "plots": "viz.plots", "cli_describe": "cli.describe",

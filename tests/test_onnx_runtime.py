@@ -176,7 +176,7 @@ def test_concurrent_runs_work_in_a_forked_child(logmel_patches):
 
 
 def test_threads_are_shared_by_two_runs_at_once():
-    from recommender.models import _onnx_threads
+    from recommender.models.tagmodel import _onnx_threads
 
     assert _onnx_threads(1) == (1, 1)
     assert _onnx_threads(2) == (2, 1)  # this machine's case: single-threaded runs side by side

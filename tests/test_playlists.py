@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from recommender.recommend import hubness as hub
 from recommender.recommend import playlists as pl
 from recommender.store.catalog import Catalog
 from recommender.errors import NotInIndexError, ParameterError
@@ -32,7 +33,7 @@ def build_index(folder, E, records, T=None):
         with cat.write_batch():
             for r, e, t in zip(records, E, T):
                 cat.add_track(r, vectors={"embedding": np.asarray(e, np.float32), "tags": t})
-        rec._rebuild_indexes(cat)
+        rec.rebuild_indexes(catalog=cat)
     return Recommender(folder)
 
 
@@ -228,7 +229,7 @@ def hubby(tmp_path_factory):
 
 
 def test_hubness_correction_reduces_skewness_on_planted_hubs(hubby):
-    rep = pl.hubness_report(hubby, k=10)
+    rep = hub.hubness_report(hubby, k=10)
     assert list(rep.index) == ["none", "csls", "mp"]
     assert {"skewness", "anti_hub_share", "hub_share", "max_k_occurrence", "k", "n_tracks"} <= set(rep.columns)
     assert rep.at["none", "skewness"] > 3
@@ -236,23 +237,23 @@ def test_hubness_correction_reduces_skewness_on_planted_hubs(hubby):
         assert rep.at[m, "skewness"] < rep.at["none", "skewness"] / 2
         assert rep.at[m, "max_k_occurrence"] < rep.at["none", "max_k_occurrence"] / 2
         assert rep.at[m, "anti_hub_share"] <= rep.at["none", "anti_hub_share"]
-    occ = pl.k_occurrence(hubby, 10)
+    occ = hub.k_occurrence(hubby, 10)
     assert occ.sum() == 10 * len(occ)
     hubs = hubby.catalog.ids()[:5]
     assert occ.loc[hubs].min() > 40
-    occ_mp = pl.k_occurrence(hubby, 10, hubness="mp")
+    occ_mp = hub.k_occurrence(hubby, 10, hubness="mp")
     assert occ_mp.loc[hubs].max() < occ.loc[hubs].min()
 
 
 def test_rerank_hook_and_cache(hubby):
     ids = hubby.catalog.ids()
     q = int(ids[100])
-    idx = hubby._index("embedding")
+    idx = hubby.faiss_index("embedding")
     S, I = idx.search(hubby.vector(q)[None], 60)
-    same_ids, _, cos = pl.rerank(hubby, S, I, method=None)
+    same_ids, _, cos = hub.rerank(hubby, S, I, method=None)
     np.testing.assert_array_equal(same_ids, I[0])
     for m in ("csls", "mp"):
-        rid, adj, rcos = pl.rerank(hubby, S, I, method=m, query_id=q)
+        rid, adj, rcos = hub.rerank(hubby, S, I, method=m, query_id=q)
         assert sorted(rid.tolist()) == sorted(I[0].tolist())
         assert np.all(np.diff(adj) <= 1e-12)
         # the hubs drop in the ranking
@@ -261,21 +262,21 @@ def test_rerank_hook_and_cache(hubby):
         after = [r for r, t in enumerate(rid) if t in hubs]
         assert np.mean(after) > np.mean(before)
         # a query given as a vector ranks like the same track given by id (apart from the track itself)
-        vid, _, _ = pl.rerank(hubby, S, I, method=m, query_vector=hubby.vector(q))
+        vid, _, _ = hub.rerank(hubby, S, I, method=m, query_vector=hubby.vector(q))
         assert vid[:1].tolist() == [q]
-    c1 = pl.hubness_correction(hubby, "csls")
-    assert pl.hubness_correction(hubby, "csls") is c1
+    c1 = hub.hubness_correction(hubby, "csls")
+    assert hub.hubness_correction(hubby, "csls") is c1
     assert c1.r_.shape == (len(ids),) and np.all(c1.r_ <= 1.0001)
     with pytest.raises(ParameterError):
-        pl.hubness_correction(hubby, "nope")
+        hub.hubness_correction(hubby, "nope")
 
 
 def test_hubness_stats_values():
-    st = pl.hubness_stats([0, 0, 1, 1, 8], 2)
+    st = hub.hubness_stats([0, 0, 1, 1, 8], 2)
     assert st["anti_hub_share"] == pytest.approx(0.4)
     assert st["max_k_occurrence"] == 8 and st["hub_share"] == pytest.approx(0.2)
     assert st["skewness"] > 1
-    assert pl.hubness_stats([2, 2, 2], 2)["skewness"] == 0.0
+    assert hub.hubness_stats([2, 2, 2], 2)["skewness"] == 0.0
 
 
 # -------------------------------------------------------------------- explore
@@ -302,19 +303,22 @@ def test_profiles_are_group_means_and_plot(coll, tmp_path):
     from recommender.recommend import explore
 
     rec, ids, recs = coll
-    prof = explore.profiles(rec, "album", group="genre")
+    prof = explore.group_profiles(rec, "album", group="genre")
     assert set(prof.columns) == {"rock", "pop", "jazz", "electronic"}
     assert len(prof) == N_ARTISTS * ALBUMS_PER_ARTIST + 1  # + 'Copies'
     tf = explore.tag_frame(rec)
     sel = [int(i) for i, r in zip(ids, recs) if r["album"] == "Album 0-0"]
     np.testing.assert_allclose(prof.loc["Album 0-0", "rock"], tf.loc[sel, "rock"].mean(), rtol=1e-5)
     assert prof.attrs["n_tracks"]["Album 0-0"] == TRACKS_PER_ALBUM
-    by_artist = explore.profiles(rec, "artist", group="mood", top=2)
+    by_artist = explore.group_profiles(rec, "artist", group="mood", top=2)
     assert by_artist.shape == (N_ARTISTS, 2)
     out = explore.plot_profiles(prof, tmp_path / "prof.png")
     assert _is_png(out)
     with pytest.raises(ParameterError):
-        explore.profiles(rec, "album", group="nonsense")
+        explore.group_profiles(rec, "album", group="nonsense")
+    with pytest.warns(DeprecationWarning, match="group_profiles"):
+        old = explore.profiles(rec, "album", group="genre")
+    assert old.equals(prof)
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])
@@ -411,7 +415,7 @@ playlists.radio(rec, [{int(ids[0])}], n=5)
 playlists.path_between(rec, {int(ids[0])}, {int(ids[50])}, n=5)
 playlists.hubness_report(rec)
 explore.near_duplicates(rec); explore.closest_pairs(rec)
-explore.plot_profiles(explore.profiles(rec), {str(tmp_path / 'p.png')!r})
+explore.plot_profiles(explore.group_profiles(rec), {str(tmp_path / 'p.png')!r})
 explore.collection_map(rec, {str(tmp_path / 'm.png')!r})
 main(["playlist", "{int(ids[0])}", "--index", {rec.index_dir!r}, "--json"])
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ("tensorflow", "keras"))

@@ -321,25 +321,25 @@ def test_catalog_without_layer_summaries_falls_back_then_upgrades(tmp_path, demo
     assert old.catalog.count_vectors("layer_summary") == 0
     res = old.similar(1, k=3)  # still answers, in the 400-d mean/spread space
     assert len(res) == 3
-    assert old._space_dim(old.catalog, "similarity") == 400
+    assert old.space_dim("similarity") == 400
     report = old.update([src], progress=False, descriptors=False)
     assert report.updated + report.added == n  # re-analysed once for the new vectors
     assert old.catalog.count_vectors("layer_summary") == n
-    assert old._space_dim(old.catalog, "similarity") == 3412
+    assert old.space_dim("similarity") == 3412
     assert len(old.similar(1, k=3)) == 3
 
 
 def test_large_collections_project_the_layer_space(tmp_path, demo_collection, monkeypatch):
     import numpy as np
 
-    import recommender.recommender as R
+    import recommender.store.spaces as S
 
-    monkeypatch.setattr(R, "LAYER_PCA_ABOVE", 3)
-    monkeypatch.setattr(R, "LAYER_PCA_DIMS", 4)
+    monkeypatch.setattr(S, "LAYER_PCA_ABOVE", 3)
+    monkeypatch.setattr(S, "LAYER_PCA_DIMS", 4)
     src, _ = demo_collection
     rec = Recommender(tmp_path / "index")
     rec.update([src], progress=False, descriptors=False)
-    assert rec._space_dim(rec.catalog, "similarity") == 4
+    assert rec.space_dim("similarity") == 4
     v = rec.vector(1, space="similarity")
     assert v.shape == (4,) and abs(float(np.linalg.norm(v)) - 1) < 1e-4
     res = rec.similar(1, k=3)

@@ -131,7 +131,7 @@ def test_files_that_vanish_or_change_during_indexing(tmp_path, demo_collection, 
     src, _ = demo_collection
     music = tmp_path / "music"
     shutil.copytree(src, music)
-    from recommender.analysis import pipeline as analysis
+    from recommender.analysis import blocks as analysis  # where the decode threads look it up
 
     victims = {str(music / "rock" / "rock_01.flac"): "vanish", str(music / "techno" / "techno_01.flac"): "change"}
     real = analysis._file_blocks
@@ -167,7 +167,7 @@ _INDEX_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from recommender import Recommender
-    import recommender.analysis.pipeline as A
+    import recommender.analysis.blocks as A
     import recommender.recommender as R
     R.COMMIT_EVERY_S = 0.2
     _real_blocks = A._file_blocks
@@ -240,7 +240,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     assert rec.catalog.integrity_check() == []
     # the FAISS indexes agree with the catalog
     for space in ("embedding", "tags", "both"):
-        vi = rec._index(space)
+        vi = rec.faiss_index(space)
         assert len(vi) == n
         _, got = vi.search(rec.vector(int(tr.index[0]), space=space)[None], n)
         assert set(got[0].tolist()) == set(tr.index.tolist())

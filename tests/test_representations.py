@@ -1,4 +1,4 @@
-"""recommender.features.pooling on synthetic data with planted structure (fast, no audio)."""
+"""recommender.features.pooling and recommender.contrib.representations on synthetic data with planted structure (fast, no audio)."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recommender.contrib import representations as RC
 from recommender.features import pooling as R
 from recommender.errors import ParameterError
 
@@ -186,7 +187,7 @@ def test_within_track_projection_shrinks_nuisance_direction():
         P[:, 5:] = rng.normal(size=(12, d - 5)) * 0.05
         tracks.append(P.astype(np.float32))
         ids.append(t)
-    proj = R.WithinTrackProjection("wccn", reg=0.1).fit(tracks)
+    proj = RC.WithinTrackProjection("wccn", reg=0.1).fit(tracks)
     Q = proj.transform_tracks(tracks)
     # query = one patch; correct answer = the mean of its own track's other patches
     def hit_rate(Ps):
@@ -195,41 +196,41 @@ def test_within_track_projection_shrinks_nuisance_direction():
         return float(np.mean(np.argmax(q @ M.T, axis=1) == np.arange(len(Ps))))
 
     assert hit_rate(Q) > hit_rate(tracks) + 0.3
-    lda = R.WithinTrackProjection("lda", n_components=2).fit(tracks)
+    lda = RC.WithinTrackProjection("lda", n_components=2).fit(tracks)
     assert lda.transform(tracks[0]).shape == (12, 2)
     with pytest.raises(ParameterError, match="reg"):
-        R.WithinTrackProjection(reg=0).fit(tracks)
+        RC.WithinTrackProjection(reg=0).fit(tracks)
 
 
 # ------------------------------------------------------------- combination
 def test_combine_is_weighted_mean_of_cosines():
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(5, 4)), rng.normal(size=(5, 7))
-    C = R.combine({"a": A, "b": B}, {"a": 0.75, "b": 0.25})
+    C = RC.combine({"a": A, "b": B}, {"a": 0.75, "b": 0.25})
     assert C.shape == (5, 11)
     np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1, atol=1e-6)
     ca = R.l2_normalize(A) @ R.l2_normalize(A).T
     cb = R.l2_normalize(B) @ R.l2_normalize(B).T
     np.testing.assert_allclose(C @ C.T, 0.75 * ca + 0.25 * cb, atol=1e-5)
-    only_a = R.combine({"a": A, "b": B}, {"a": 1.0})
+    only_a = RC.combine({"a": A, "b": B}, {"a": 1.0})
     assert only_a.shape == (5, 4)
     with pytest.raises(ParameterError, match="unknown"):
-        R.combine({"a": A}, {"z": 1.0})
+        RC.combine({"a": A}, {"z": 1.0})
     with pytest.raises(ParameterError, match="rows"):
-        R.combine({"a": A, "b": B[:3]})
+        RC.combine({"a": A, "b": B[:3]})
     with pytest.raises(ParameterError, match="weights"):
-        R.combine({"a": A}, {"a": -1.0})
+        RC.combine({"a": A}, {"a": -1.0})
 
 
 def test_timbre_matrix_columns_and_missing_values():
-    cols = R.TIMBRE_COLUMNS
+    cols = RC.TIMBRE_COLUMNS
     df = pd.DataFrame(np.arange(3 * len(cols), dtype=float).reshape(3, -1), columns=cols)
     df.iloc[1, 0] = np.nan
-    T = R.timbre_matrix(df)
+    T = RC.timbre_matrix(df)
     assert T.shape == (3, 40) and np.all(np.isfinite(T))
     assert T[1, 0] == pytest.approx(np.nanmean(df.iloc[:, 0]))
     with pytest.raises(ParameterError, match="lack"):
-        R.timbre_matrix(df.drop(columns=cols[:2]))
+        RC.timbre_matrix(df.drop(columns=cols[:2]))
 
 
 # ------------------------------------------------------------- set matching
@@ -239,15 +240,15 @@ def test_set_similarity_prefers_shared_sections():
     A = np.stack([a, b])      # sections a, b
     B = np.stack([b, a])      # same sections, other order
     Cc = np.stack([a, c])     # shares one section
-    assert R.set_similarity(A, B) == pytest.approx(1.0, abs=1e-6)
-    assert R.set_similarity(A, Cc) < R.set_similarity(A, B)
-    S = R.set_similarity_matrix([A, B, Cc], center=False)
+    assert RC.set_similarity(A, B) == pytest.approx(1.0, abs=1e-6)
+    assert RC.set_similarity(A, Cc) < RC.set_similarity(A, B)
+    S = RC.set_similarity_matrix([A, B, Cc], center=False)
     assert S.shape == (3, 3)
     np.testing.assert_allclose(S, S.T)
-    assert S[0, 1] == pytest.approx(R.set_similarity(A, B), abs=1e-5)
-    assert S[0, 2] == pytest.approx(R.set_similarity(A, Cc), abs=1e-5)
-    Sm = R.set_similarity_matrix([A, B, Cc], method="mean", center=False)
-    assert Sm[0, 2] == pytest.approx(R.set_similarity(A, Cc, method="mean"), abs=1e-5)
+    assert S[0, 1] == pytest.approx(RC.set_similarity(A, B), abs=1e-5)
+    assert S[0, 2] == pytest.approx(RC.set_similarity(A, Cc), abs=1e-5)
+    Sm = RC.set_similarity_matrix([A, B, Cc], method="mean", center=False)
+    assert Sm[0, 2] == pytest.approx(RC.set_similarity(A, Cc, method="mean"), abs=1e-5)
 
 
 def test_rerank_by_sets_moves_true_match_up():
@@ -255,12 +256,12 @@ def test_rerank_by_sets_moves_true_match_up():
     q = rng.normal(size=(4, 16))
     match = q[::-1] + 0.01 * rng.normal(size=(4, 16))
     other = rng.normal(size=(4, 16))
-    order, blended = R.rerank_by_sets(q, [other, match], scores=[0.9, 0.5], alpha=0.8)
+    order, blended = RC.rerank_by_sets(q, [other, match], scores=[0.9, 0.5], alpha=0.8)
     assert order.tolist() == [1, 0] and blended[0] >= blended[1]
-    order0, _ = R.rerank_by_sets(q, [other, match], scores=[0.9, 0.5], alpha=0.0)
+    order0, _ = RC.rerank_by_sets(q, [other, match], scores=[0.9, 0.5], alpha=0.0)
     assert order0.tolist() == [0, 1]
     with pytest.raises(ParameterError, match="alpha"):
-        R.rerank_by_sets(q, [other], scores=[0.1], alpha=2)
+        RC.rerank_by_sets(q, [other], scores=[0.1], alpha=2)
 
 
 # ----------------------------------------------------------------- hubness
@@ -277,10 +278,10 @@ def test_hubness_corrections_demote_a_hub():
 
     base = occurrences(S)
     assert base > 10
-    assert occurrences(R.csls(S, k=5)) < base
-    assert occurrences(R.mutual_proximity(S)) < base
+    assert occurrences(RC.csls(S, k=5)) < base
+    assert occurrences(RC.mutual_proximity(S)) < base
     with pytest.raises(ParameterError):
-        R.csls(S[:3])
+        RC.csls(S[:3])
 
 
 # ------------------------------------------------------------- layer space
@@ -365,29 +366,29 @@ def test_database_augmentation_pulls_groups_together():
     gains = []
     for seed in range(3):
         X, y = planted(offset=0.0, signal=0.5, seed=seed)
-        A = R.database_augmentation(X, k=3)
+        A = RC.database_augmentation(X, k=3)
         np.testing.assert_allclose(np.linalg.norm(A, axis=1), 1, atol=1e-5)
         gains.append(_p_at_k(A, y, k=5) - _p_at_k(X, y, k=5))
     assert min(gains) > 0.03 and np.mean(gains) > 0.05
-    np.testing.assert_allclose(R.database_augmentation(X, k=0), R.l2_normalize(X), atol=1e-6)
+    np.testing.assert_allclose(RC.database_augmentation(X, k=0), R.l2_normalize(X), atol=1e-6)
     # k=1: itself with weight 1, its nearest neighbour with weight 1/2
     P = np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32)
     Pn = R.l2_normalize(P)
-    np.testing.assert_allclose(R.database_augmentation(P, k=1)[0], R.l2_normalize(Pn[0] + 0.5 * Pn[1]), atol=1e-6)
+    np.testing.assert_allclose(RC.database_augmentation(P, k=1)[0], R.l2_normalize(Pn[0] + 0.5 * Pn[1]), atol=1e-6)
     for bad in (-1, len(X), 2.5, True):
         with pytest.raises(ParameterError, match="k="):
-            R.database_augmentation(X, k=bad)
+            RC.database_augmentation(X, k=bad)
 
 
 def test_database_augmentation_of_an_outside_query_matches_the_index_rows():
     X, _ = planted(offset=0.0, signal=0.5, seed=5)
-    A = R.database_augmentation(X, k=3)
-    q = R.database_augmentation(X[:1], k=3, database=X[1:])  # track 0 queried from outside
+    A = RC.database_augmentation(X, k=3)
+    q = RC.database_augmentation(X[:1], k=3, database=X[1:])  # track 0 queried from outside
     np.testing.assert_allclose(q[0], A[0], atol=1e-5)
     with pytest.raises(ParameterError, match="columns"):
-        R.database_augmentation(X[:1, :5], k=3, database=X)
+        RC.database_augmentation(X[:1, :5], k=3, database=X)
     with pytest.raises(ParameterError, match="k="):
-        R.database_augmentation(X[:1], k=len(X) + 1, database=X)
+        RC.database_augmentation(X[:1], k=len(X) + 1, database=X)
 
 
 def _nuisance_tracks(n_per=10, n_labels=3, m=8, d=12, amp=(1, 15), seed=0):
@@ -412,35 +413,35 @@ def test_patch_space_shrinks_within_track_nuisance():
     wins = []
     for seed in range(3):
         tracks, y = _nuisance_tracks(seed=seed)
-        X = R.PatchSpace(reg=0.1).fit_transform(tracks)
+        X = RC.PatchSpace(reg=0.1).fit_transform(tracks)
         assert X.shape == (len(y), 24)
         np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
         plain = R.CollectionNormalizer().fit_transform(R.pool_tracks(tracks, method="mean_std"))
         wins.append(_p_at_k(X, y, k=5) - _p_at_k(plain, y, k=5))
     assert min(wins) > 0.15 and np.mean(wins) > 0.2
     with pytest.raises(ParameterError, match="not fitted"):
-        R.PatchSpace().transform(tracks)
+        RC.PatchSpace().transform(tracks)
     with pytest.raises(ParameterError, match="at least 2 tracks"):
-        R.PatchSpace().fit(tracks[:1])
+        RC.PatchSpace().fit(tracks[:1])
 
 
 def test_patch_space_round_trip_and_outside_query(tmp_path):
     tracks, y = _nuisance_tracks(amp=(3, 3), seed=4)
     pool = [t[:, :9] for t in tracks]
     emb = [t[:, 9:] for t in tracks]
-    P = R.layer_patches(pool, emb)
+    P = RC.layer_patches(pool, emb)
     np.testing.assert_array_equal(P[3], tracks[3])
-    space = R.PatchSpace(reg=0.1).fit(P[1:])  # track 0 stays outside the index
+    space = RC.PatchSpace(reg=0.1).fit(P[1:])  # track 0 stays outside the index
     f = tmp_path / "space.npz"
     np.savez(f, **space.to_arrays())
     with np.load(f, allow_pickle=False) as z:
-        back = R.PatchSpace.from_arrays(z)
+        back = RC.PatchSpace.from_arrays(z)
     np.testing.assert_array_equal(back.transform(P[:5]), space.transform(P[:5]))
     index = space.transform(P[1:])
-    q = R.database_augmentation(back.transform(P[:1]), k=3, database=index)
-    nearest = np.argsort(-(R.database_augmentation(index, k=3) @ q[0]))[:5] + 1
+    q = RC.database_augmentation(back.transform(P[:1]), k=3, database=index)
+    nearest = np.argsort(-(RC.database_augmentation(index, k=3) @ q[0]))[:5] + 1
     assert (y[nearest] == y[0]).mean() >= 0.6
     with pytest.raises(ParameterError, match="same patches"):
-        R.layer_patches(pool, [e[:-1] for e in emb])
+        RC.layer_patches(pool, [e[:-1] for e in emb])
     with pytest.raises(ParameterError, match="PatchSpace"):
-        R.PatchSpace.from_arrays({"reg": np.array(1.0)})
+        RC.PatchSpace.from_arrays({"reg": np.array(1.0)})

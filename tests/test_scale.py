@@ -129,7 +129,7 @@ def test_similar_by_id_imports_no_tensorflow(tmp_path):
             for i in range(300):
                 cat.add_track({"path": f"/m/{i}.ogg", "artist": f"a{i % 7}", "title": f"t{i}"},
                               vectors={"embedding": rng.normal(size=200), "tags": rng.random(50)})
-        Recommender(str(d))._rebuild_indexes(cat)
+        Recommender(str(d)).rebuild_indexes(catalog=cat)
     code = (
         "import sys, json\n"
         "from recommender.cli import main\n"
@@ -149,7 +149,8 @@ def test_descriptor_excerpts_come_from_the_cnn_windows(tmp_path, monkeypatch):
     CNN's windows and are not decoded a second time."""
     from recommender import descriptors
     from recommender.io import audio
-    from recommender.analysis.pipeline import Sampling, _descriptor_starts, _excerpt_windows, patch_starts
+    from recommender.analysis import Sampling, patch_starts
+    from recommender.analysis.blocks import _descriptor_starts, _excerpt_windows
 
     assert _excerpt_windows(8, 4) == [1, 3, 4, 6] and _excerpt_windows(4, 4) == [0, 1, 2, 3]
     for k in range(4, 40):

@@ -339,7 +339,8 @@ def test_lambda_layer_refused_under_safe_mode(head_model, tmp_path):
     import keras
 
     from recommender.models import load_model
-    from recommender.learn.classifier import _sha256, load_classifier
+    from recommender._utils import sha256_file as _sha256
+    from recommender.learn.classifier import load_classifier
 
     _, path = head_model
     evil = tmp_path / "evil"

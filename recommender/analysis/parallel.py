@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
+from .._utils import cpu_count
 from .pipeline import AnalysisFailure, Sampling, TrackAnalysis, analyze_files
 
 logger = logging.getLogger(__name__)
@@ -22,13 +23,6 @@ __all__ = ["analyse_parallel", "analyse_chunk"]
 #: Files per task sent to a worker: small enough for results to stream back
 #: and for work to balance, large enough to keep CNN batches full.
 CHUNK_FILES = 8
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def _model_ref(model) -> str:
@@ -44,15 +38,15 @@ def analyse_chunk(paths: Sequence[str], model_ref: str, sampling: str, descripto
     """
     from .. import models
 
-    models.QUIET_STARTUP = models.QUIET_STARTUP or quiet  # as in the parent (the CLI sets it)
-    m = models.load_model(model_ref, threads=threads)
+    with models.quiet_startup(quiet):  # as quiet as the parent (the CLI)
+        m = models.load_model(model_ref, threads=threads)
     return list(analyze_files(paths, model=m, sampling=sampling, descriptors=descriptors, decode_threads=1))
 
 
 def _quiet() -> bool:
     from .. import models
 
-    return models.QUIET_STARTUP
+    return models.quiet_startup_active()
 
 
 def _chunks(paths, n):
@@ -86,7 +80,7 @@ def analyse_parallel(
     # TensorFlow threads per worker: the CPUs this process may use (affinity,
     # not the machine's core count) shared among the workers, so that jobs=2
     # on 2 allowed CPUs gives 1 thread each instead of oversubscribing.
-    threads = max(1, _cpu_count() // jobs)
+    threads = max(1, cpu_count() // jobs)
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
     for results in par(delayed(analyse_chunk)(c, ref, sampling.name, descriptors, threads, _quiet()) for c in chunks):
         yield from results

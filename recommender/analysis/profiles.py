@@ -36,6 +36,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .._utils import check_int, check_number
 from ..errors import ParameterError
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "timeline",
     "changes",
     "TIMELINE_COLUMNS",
+    "timeline_tags",
 ]
 
 #: Group names, in the order profiles list them.
@@ -203,8 +205,7 @@ def profile(probs, *, top: int = 3, min_p: float = 0.0) -> dict[str, list[tuple[
     >>> profile(p, top=1)
     {'genre': [('rock', 0.6)], 'mood': [('Mellow', 0.3)], 'instruments': [('guitar', 0.5)], 'era': [('80s', 0.25)]}
     """
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ParameterError(f"top={top!r}: must be a positive integer")
+    check_int("top", top, min=1)
     s = _as_series(probs).dropna()
     out = {}
     for g, tags in tag_groups(list(s.index)).items():
@@ -289,28 +290,6 @@ TIMELINE_COLUMNS = [
 _TEXT_GROUPS = ("genre", "mood", "instruments")
 
 
-def _to_descriptor_rate(source, sr):
-    """(waveform at DESCRIPTOR_SR, path or None)."""
-    import os
-
-    from ..descriptors import summary as d
-
-    if isinstance(source, (str, os.PathLike)):
-        if sr is not None:
-            raise ParameterError("sr: only for waveforms; a file is decoded at its own rate")
-        from ..io import audio
-
-        return audio.load(source, sr=d.DESCRIPTOR_SR), os.fspath(source)
-    if sr is None:
-        raise ParameterError("sr=None: give the sample rate of the waveform")
-    y = np.asarray(source)
-    if y.ndim == 2:
-        from ..io import audio
-
-        y = audio.to_mono(y)
-    return d._as_mono(y, sr), None
-
-
 def timeline(source, *, sr=None, segment_s: float = 6.0, model=None, classification=None) -> pd.DataFrame:
     """Tags, tempo and loudness per segment of a track.
 
@@ -355,10 +334,10 @@ def timeline(source, *, sr=None, segment_s: float = 6.0, model=None, classificat
     >>> tl[["start_s", "loudness_db", "genre", "mood"]]     # doctest: +SKIP
     >>> changes(tl)                                        # doctest: +SKIP
     """
-    from ..descriptors import summary as d
+    from .. import descriptors as d
     from ..features import frontend as features
 
-    y, path = _to_descriptor_rate(source, sr)
+    y, path = d.load_for_descriptors(source, sr)
     if y.size == 0:
         raise ParameterError("source: holds no audio samples")
     tt = d.tempo_timeline(y, sr=d.DESCRIPTOR_SR, segment_s=segment_s)
@@ -376,7 +355,7 @@ def timeline(source, *, sr=None, segment_s: float = 6.0, model=None, classificat
     for r in tt.itertuples(index=False):
         a, b = int(round(r.start_s * d.DESCRIPTOR_SR)), int(round(r.end_s * d.DESCRIPTOR_SR))
         seg = y[a:b]
-        loud = d._loudness_lufs(seg) if seg.size else float("nan")
+        loud = d.loudness_lufs(seg) if seg.size else float("nan")
         rms = float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))) if seg.size else 0.0
         rms_db = 20.0 * np.log10(rms) if rms > 0 else float("-inf")
         inside = (centres >= r.start_s) & (centres < r.end_s)
@@ -406,11 +385,20 @@ def timeline(source, *, sr=None, segment_s: float = 6.0, model=None, classificat
     return df
 
 
-def _timeline_tags(df: pd.DataFrame) -> list[str]:
+def timeline_tags(df: pd.DataFrame) -> list[str]:
+    """The tag columns of a :func:`timeline` result, in model order.
+
+    ``df.attrs["tags"]`` (those still present) when set, else every column
+    that is not one of :data:`TIMELINE_COLUMNS`.
+    """
     tags = df.attrs.get("tags")
     if tags:
         return [t for t in tags if t in df.columns]
     return [c for c in df.columns if c not in TIMELINE_COLUMNS]
+
+
+#: The former private name of :func:`timeline_tags` (``viz.plots`` still imports it).
+_timeline_tags = timeline_tags
 
 
 #: Default thresholds of :func:`changes`.
@@ -461,13 +449,11 @@ def changes(
     """
     cols = ["time_s", "kind", "before", "after", "description"]
     for name, v in (("loudness_lu", loudness_lu), ("tag_margin", tag_margin), ("min_p", min_p)):
-        if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
-            raise ParameterError(f"{name}={v!r}: must be a finite number >= 0")
-    if not (isinstance(tempo_ratio, (int, float, np.number)) and tempo_ratio > 1):
-        raise ParameterError(f"tempo_ratio={tempo_ratio!r}: must be a number > 1")
+        check_number(name, v, min=0)
+    check_number("tempo_ratio", tempo_ratio, min=1, min_inclusive=False)
     if not isinstance(timeline_df, pd.DataFrame) or "start_s" not in timeline_df.columns:
         raise ParameterError("timeline_df: expected a DataFrame from recommender.profiles.timeline()")
-    tags = _timeline_tags(timeline_df)
+    tags = timeline_tags(timeline_df)
     groups = {g: ts for g, ts in tag_groups(tags).items() if g in _TEXT_GROUPS}
     out = []
     rows = timeline_df.to_dict(orient="records")

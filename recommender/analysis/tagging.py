@@ -102,9 +102,9 @@ def classify(source, *, sr=None, model=None, sampling=None) -> Classification:
     >>> len(c.tags), c.embedding.shape
     (50, (200,))
     """
-    from .pipeline import _resolve_model, analyze_file, analyze_waveform
+    from .pipeline import analyze_file, analyze_waveform, resolve_model
 
-    m = _resolve_model(model)
+    m = resolve_model(model)
     if isinstance(source, (str, os.PathLike)):
         if sr is not None:
             raise ParameterError("sr: only for waveforms; a file is decoded at the model's rate")

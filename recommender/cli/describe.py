@@ -240,8 +240,7 @@ def cmd_timeline(args) -> int:
 def add_commands(sub) -> None:
     """Add ``describe``, ``explain``, ``plot`` and ``timeline`` to the ``recommender`` parser."""
     from ..recommender import DEFAULT_INDEX_DIR
-
-    kinds = ("waveform", "spectrogram", "mfcc", "chroma", "taggram")  # = plots.KINDS (no matplotlib import here)
+    from ..viz import KINDS as kinds  # matplotlib-free constants
 
     s = sub.add_parser("describe", help="tempo, key, loudness, timbre (and with --tags a genre/mood profile)")
     s.add_argument("files", nargs="+", metavar="FILE")

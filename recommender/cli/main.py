@@ -41,12 +41,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        from .. import models
+    from ..models import quiet_startup
 
-        models.QUIET_STARTUP = True  # TensorFlow is imported only if a command needs the CNN
     try:
-        return int(args.func(args) or 0)
+        # TensorFlow is imported only if a command needs the CNN; its start-up chatter is hidden
+        with quiet_startup(args.verbose < 2):
+            return int(args.func(args) or 0)
     except RecommenderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """CLI commands ``train``, ``evaluate`` and ``predict`` (classifiers on your own labels).
 
-Wired into ``recommender …`` by :mod:`recommender.cli` (``_COMMAND_MODULES``).
+Wired into ``recommender …`` by :mod:`recommender.cli.main` (``COMMANDS``).
 
 * ``recommender train DATASET --out MODEL [--mode head|finetune|scratch|classical]``
   loads a dataset (a folder per label, a ``path,label[,artist][,split]`` CSV,
@@ -117,7 +117,7 @@ def cmd_predict(args) -> int:
     from ..learn.classifier import load_classifier
 
     clf = load_classifier(args.model)
-    table, fails = clf._patch_outputs(args.files, on_error="skip")
+    table, fails = clf.predict_proba_files(args.files, on_error="skip")
     out = []
     for f in args.files:
         p = os.path.abspath(f)
@@ -128,7 +128,7 @@ def cmd_predict(args) -> int:
             else:
                 print(f"error: {f}: {reason}", file=sys.stderr)
             continue
-        probs = table[p].mean(axis=0)
+        probs = table[p]
         order = probs.argsort()[::-1][: args.top]
         top = [[str(clf.classes_[i]), round(float(probs[i]), 6)] for i in order]
         if args.json:
@@ -144,7 +144,7 @@ def cmd_predict(args) -> int:
 
 
 def add_commands(sub):
-    from ..learn.classifier import MODES
+    from ..models.trained import MODES  # the format's modes, without importing scikit-learn
 
     p = sub.add_parser("train", help="train a classifier on your own labels and evaluate it on held-out tracks",
                        description="Train a classifier on labelled audio (a folder per label, a "

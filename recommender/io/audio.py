@@ -33,8 +33,10 @@ Memory
 :func:`stream` and :func:`load_windows` never hold more than a few blocks of
 the file, whatever its length.
 
-All functions are pure (no shared state), so they may be called from threads
-or processes concurrently.
+Functions may be called from threads or processes concurrently.  The one
+piece of state is :func:`reuse_decoded`'s cache of decoded spans: it is
+thread-local and lives only inside a ``with reuse_decoded():`` block, so a
+thread never sees another's spans and nothing outlives the block.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .._utils import check_int, check_number
 from ..errors import AudioError, ParameterError
 
 __all__ = [
@@ -204,9 +207,11 @@ def to_mono(y) -> np.ndarray:
 
 
 def _check_rate(name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ParameterError(f"{name}={value!r}: must be a positive integer (Hz)")
-    return int(value)
+    """A sample rate: an integer >= 1 (Hz)."""
+    try:
+        return check_int(name, value, min=1)
+    except ParameterError:
+        raise ParameterError(f"{name}={value!r}: must be a positive integer (Hz)") from None
 
 
 def resample(y, *, sr_orig: int, sr_target: int) -> np.ndarray:
@@ -734,19 +739,8 @@ def load(path, *, sr: int = _DEFAULT_SR, offset_s: float = 0.0, duration_s: floa
     ((32000,), (16000,))
     """
     sr = _check_sr(sr)
-    try:
-        offset_s = float(offset_s)
-    except (TypeError, ValueError):
-        raise ParameterError(f"offset_s={offset_s!r}: must be a number of seconds >= 0") from None
-    if not math.isfinite(offset_s) or offset_s < 0:
-        raise ParameterError(f"offset_s={offset_s!r}: must be a finite number of seconds >= 0")
-    if duration_s is not None:
-        try:
-            duration_s = float(duration_s)
-        except (TypeError, ValueError):
-            raise ParameterError(f"duration_s={duration_s!r}: must be a number of seconds > 0 or None") from None
-        if not math.isfinite(duration_s) or duration_s <= 0:
-            raise ParameterError(f"duration_s={duration_s!r}: must be a finite number of seconds > 0 or None")
+    offset_s = check_number("offset_s", offset_s, min=0)
+    duration_s = check_number("duration_s", duration_s, min=0, min_inclusive=False, allow_none=True)
     inf = _probe(path)
     lo = int(round(offset_s * sr))
     if lo == 0 and duration_s is None:
@@ -797,11 +791,8 @@ def stream(path, *, sr: int = _DEFAULT_SR, block_s: float = 30.0) -> Iterator[np
     [32000, 32000, 16000]
     """
     sr = _check_sr(sr)
-    try:
-        block_s = float(block_s)
-    except (TypeError, ValueError):
-        raise ParameterError(f"block_s={block_s!r}: must be a number of seconds > 0") from None
-    block = int(round(block_s * sr)) if math.isfinite(block_s) else 0
+    block_s = check_number("block_s", block_s, min=0, min_inclusive=False)
+    block = int(round(block_s * sr))
     if block < 1:
         raise ParameterError(f"block_s={block_s!r}: must give at least one sample at sr={sr}")
     inf = _probe(path)
@@ -954,13 +945,7 @@ def load_windows(path, starts_s, window_samples: int, *, sr: int = _DEFAULT_SR) 
     (array([3., 2., 1.], dtype=float32), array([64000., 64001.], dtype=float32), array([152000., 151999.], dtype=float32))
     """
     sr = _check_sr(sr)
-    if (
-        isinstance(window_samples, (bool, np.bool_))
-        or not isinstance(window_samples, (int, np.integer))
-        or window_samples <= 0
-    ):
-        raise ParameterError(f"window_samples={window_samples!r}: must be a positive integer")
-    w = int(window_samples)
+    w = check_int("window_samples", window_samples, min=1)
     try:
         starts_arr = np.asarray(starts_s, dtype=np.float64)
     except (TypeError, ValueError):

@@ -11,9 +11,12 @@ written as FLAC/WAV/OGG files (the tracks of one style share an ``album`` tag):
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
+
+from .._utils import atomic_write, check_choice
 
 __all__ = ["STYLES", "synth_track", "make_demo_collection"]
 
@@ -63,10 +66,7 @@ def _noise_hit(rng, dur, decay, sr=SR, hp=True):
 
 def synth_track(style: str, *, seed: int = 0, duration_s: float = 20.0, sr: int = SR) -> np.ndarray:
     """Render one track of ``style`` (see module doc) as mono float32 in [-1, 1]."""
-    if style not in STYLES:
-        from ..errors import ParameterError
-
-        raise ParameterError(f"style={style!r}: must be one of {', '.join(STYLES)}")
+    check_choice("style", style, STYLES)
     rng = np.random.default_rng(seed)
     n = int(duration_s * sr)
     out = np.zeros(n)
@@ -136,10 +136,10 @@ def make_demo_collection(folder, *, per_style: int = 3, duration_s: float = 20.0
     """Write ``per_style`` tracks of each style under ``folder/<style>/``.
 
     Files are written once; existing files are kept (so re-running is cheap).
-    Returns the list of paths.
+    Returns the list of paths.  Each file is written all-or-nothing
+    (:func:`recommender._utils.atomic_write`), so an interrupted run leaves no
+    half-written track behind.
     """
-    import soundfile as sf
-
     paths = []
     exts = ["flac", "wav", "ogg"]
     for si, style in enumerate(STYLES):
@@ -150,16 +150,22 @@ def make_demo_collection(folder, *, per_style: int = 3, duration_s: float = 20.0
             p = os.path.join(d, f"{style}_{j + 1:02d}.{ext}")
             if not os.path.exists(p):
                 y = synth_track(style, seed=seed + 100 * si + j, duration_s=duration_s)
-                tmp = p + ".part"
                 fmt = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG"}[ext]
-                # libsndfile 1.2 can crash on one large Ogg Vorbis write: write in chunks
-                with sf.SoundFile(tmp, "w", SR, 1, format=fmt, subtype="VORBIS" if ext == "ogg" else None) as f:
-                    for i in range(0, len(y), 16384):
-                        f.write(y[i : i + 16384])
-                _tag(tmp, fmt, artist=f"Demo {style.title()} Band", album=style, title=f"{style} {j + 1}")
-                os.replace(tmp, p)
+                tags = {"artist": f"Demo {style.title()} Band", "album": style, "title": f"{style} {j + 1}"}
+                atomic_write(p, functools.partial(_write, y=y, fmt=fmt, ext=ext, tags=tags), binary=None)
             paths.append(p)
     return paths
+
+
+def _write(path, *, y, fmt, ext, tags):
+    """Write ``y`` as one tagged ``fmt`` file at ``path``."""
+    import soundfile as sf
+
+    # libsndfile 1.2 can crash on one large Ogg Vorbis write: write in chunks
+    with sf.SoundFile(path, "w", SR, 1, format=fmt, subtype="VORBIS" if ext == "ogg" else None) as f:
+        for i in range(0, len(y), 16384):
+            f.write(y[i : i + 16384])
+    _tag(path, fmt, **tags)
 
 
 def _tag(path, fmt, **tags):

@@ -1,2 +1,4 @@
 """Learning from your labels: labelled datasets and honest splits
-(:mod:`.datasets`), classifiers (:mod:`.classifier`), evaluation."""
+(:mod:`.datasets`), the classifier (:mod:`.classifier`), its evaluation and
+report (:mod:`.evaluate`).  The saved-model format lives in
+:mod:`recommender.models.trained`."""

@@ -41,6 +41,7 @@ import os
 
 import numpy as np
 
+from .._utils import check_choice, check_int, check_number
 from ..errors import AudioError, DatasetError, ParameterError
 
 __all__ = [
@@ -347,7 +348,14 @@ def _looks_like_fma(path) -> bool:
 # --------------------------------------------------------------------------- splits
 def drop_rare_classes(df, min_tracks=5):
     """Drop labels with fewer than ``min_tracks`` tracks (logged; listed in
-    ``df.attrs["dropped_classes"]``)."""
+    ``df.attrs["dropped_classes"]``).
+
+    Raises
+    ------
+    ParameterError
+        ``min_tracks`` is not an integer >= 0.
+    """
+    check_int("min_tracks", min_tracks, min=0)
     counts = df["label"].value_counts()
     rare = sorted(counts[counts < min_tracks].index)
     out = df[~df["label"].isin(rare)].reset_index(drop=True)
@@ -404,12 +412,10 @@ def split_dataset(df, *, test_size=0.2, validation_size=0.1, random_state=0, by_
         A copy with ``split`` filled; ``attrs["split_strategy"]`` says how.
     """
     for name, v in (("test_size", test_size), ("validation_size", validation_size)):
-        if not (isinstance(v, (int, float)) and 0 <= v < 1):
-            raise ParameterError(f"{name}={v!r}: must be a fraction in [0, 1)")
+        check_number(name, v, min=0, max=1, max_inclusive=False)
     if test_size + validation_size >= 1:
         raise ParameterError(f"test_size + validation_size = {test_size + validation_size}: must be < 1")
-    if by_artist not in ("auto", True, False):
-        raise ParameterError(f"by_artist={by_artist!r}: must be 'auto', True or False")
+    check_choice("by_artist", by_artist, ("auto", True, False))
     if "path" not in df or "label" not in df:
         raise ParameterError("df: needs 'path' and 'label' columns")
     out = df.copy().reset_index(drop=True)

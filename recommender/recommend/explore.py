@@ -1,11 +1,13 @@
 """Collection analysis: the map of a collection, genre/mood profiles, closest pairs, duplicates.
 
-All functions read an existing index (no TensorFlow).  Figures use
-matplotlib with the ``Agg`` backend, imported only when a figure is drawn.
+All functions read an existing index (no TensorFlow), through the shared
+per-generation view (:mod:`recommender.recommend.view`).  Figures are drawn by
+:mod:`recommender.viz.collection` (matplotlib, imported only when a figure is
+drawn; no global backend switch).
 
 * :func:`collection_map` -- 2-D PCA or t-SNE map of the tracks, coloured by
   top genre, artist, album or folder; a PNG and a DataFrame of coordinates.
-* :func:`tag_groups`, :func:`profiles`, :func:`plot_profiles` -- per-album
+* :func:`tag_groups`, :func:`group_profiles`, :func:`plot_profiles` -- per-album
   or per-artist mean tag probabilities for one group of tags (genre, mood,
   instruments/voice, era).
 * :func:`closest_pairs` -- the most similar pairs of tracks in the collection.
@@ -17,13 +19,18 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
 
+from .._utils import check_choice, check_int, check_number
 from ..errors import ParameterError
 from ..analysis import profiles as _profiles
-from .playlists import DUPLICATE_COSINE, _all_vectors, _check_space, _meta
+from ..store.spaces import check_space
+from ..viz.collection import plot_profiles  # noqa: F401  (re-exported; matplotlib is imported when drawing)
+from . import view
+from .playlists import DUPLICATE_COSINE
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ __all__ = [
     "tag_groups",
     "tag_frame",
     "group_labels",
-    "profiles",
+    "group_profiles",
     "plot_profiles",
     "collection_map",
     "closest_pairs",
@@ -46,8 +53,9 @@ TAG_GROUPS = _profiles.GROUPS
 def tag_groups(tags) -> dict:
     """Group tag names into genre, mood, instruments (incl. voice), era and other.
 
-    Same grouping as :func:`recommender.profiles.tag_groups`, but every group
-    of :data:`TAG_GROUPS` is present (possibly as an empty list).
+    Calls :func:`recommender.analysis.profiles.tag_groups` (the one grouping
+    table of the package); unlike it, every group of :data:`TAG_GROUPS` is
+    present here (possibly as an empty list).
 
     Examples
     --------
@@ -76,7 +84,7 @@ def group_labels(rec, by="album") -> pd.Series:
     ``'genre'`` (the most probable genre tag), or a mapping/Series from
     track id to label.
     """
-    meta = _meta(rec)
+    meta = view.metadata(rec)
     if isinstance(by, (dict, pd.Series)):
         s = pd.Series(by)
         return pd.Series([s.get(i, "(unknown)") for i in meta.index], index=meta.index, name="label")
@@ -99,7 +107,7 @@ def group_labels(rec, by="album") -> pd.Series:
     raise ParameterError(f"by={by!r}: must be 'album', 'artist', 'folder', 'genre' or a mapping id -> label")
 
 
-def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
+def group_profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
     """Mean tag probabilities per album (or artist, folder…) for one group of tags.
 
     Parameters
@@ -121,7 +129,7 @@ def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
 
     Examples
     --------
-    >>> profiles(rec, "album", group="mood", top=5).round(2)   # doctest: +SKIP
+    >>> group_profiles(rec, "album", group="mood", top=5).round(2)   # doctest: +SKIP
     """
     tf = tag_frame(rec)
     if group == "all":
@@ -136,10 +144,9 @@ def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
     labels = group_labels(rec, by).reindex(tf.index)
     sub = tf[cols]
     order = sub.mean(axis=0).sort_values(ascending=False, kind="stable").index
+    top = check_int("top", top, allow_none=True)
     if top is not None:
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise ParameterError(f"top={top!r}: must be a positive integer")
-        order = order[: int(top)]
+        order = order[:top]
     df = sub[order].groupby(labels.values).mean().sort_index()
     df.index.name = labels.name if isinstance(labels.name, str) else "label"
     df.columns.name = "tag"
@@ -147,71 +154,11 @@ def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
     return df
 
 
-def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() != "agg":
-        try:
-            matplotlib.use("Agg", force=True)
-        except Exception:  # pragma: no cover - backend already fixed by the host
-            pass
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _savefig(fig, out):
-    out = os.fspath(out)
-    d = os.path.dirname(os.path.abspath(out))
-    os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, "." + os.path.basename(out) + ".part.png")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def plot_profiles(df: pd.DataFrame, out, *, top=8, title=None) -> str:
-    """Grouped bar chart of a :func:`profiles` frame, saved as PNG.
-
-    Parameters
-    ----------
-    df : pd.DataFrame
-        Rows = albums/artists, columns = tags.
-    out : path-like
-        PNG file to write.
-    top : int
-        Tags shown (the first ``top`` columns).
-    title : str, optional
-
-    Returns
-    -------
-    str
-        ``out``.
-    """
-    if len(df) == 0 or df.shape[1] == 0:
-        raise ParameterError("df: nothing to plot (no rows or no tag columns)")
-    plt = _pyplot()
-    d = df.iloc[:, : max(1, int(top))]
-    n_rows, n_tags = d.shape
-    fig, ax = plt.subplots(figsize=(min(24, 2.5 + 0.35 * n_rows * n_tags + 0.6 * n_rows), 5.5))
-    width = 0.8 / n_tags
-    x = np.arange(n_rows)
-    cmap = plt.get_cmap("tab10" if n_tags <= 10 else "tab20")
-    for j, tag in enumerate(d.columns):
-        ax.bar(x + (j - (n_tags - 1) / 2) * width, d[tag].to_numpy(), width, label=str(tag), color=cmap(j % cmap.N))
-    labels = [str(v) if len(str(v)) <= 28 else str(v)[:26] + "…" for v in d.index]
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=30 if n_rows > 3 else 0, ha="right" if n_rows > 3 else "center")
-    ax.set_ylabel("mean tag probability")
-    ax.set_title(title or f"tag profile per {d.index.name or 'group'}")
-    ax.legend(ncol=min(4, n_tags), fontsize=8, frameon=False, loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    _savefig(fig, out)
-    plt.close(fig)
-    return os.fspath(out)
+def profiles(rec, by="album", *, group="genre", top=None) -> pd.DataFrame:
+    """Deprecated name of :func:`group_profiles` (goes in the next release)."""
+    warnings.warn("recommender.recommend.explore.profiles is deprecated: use group_profiles",
+                  DeprecationWarning, stacklevel=2)
+    return group_profiles(rec, by, group=group, top=top)
 
 
 def collection_map(
@@ -252,10 +199,9 @@ def collection_map(
     pd.DataFrame
         Columns ``id, x, y, label, artist, album, title, path``.
     """
-    if method not in ("pca", "tsne"):
-        raise ParameterError(f"method={method!r}: must be 'pca' or 'tsne'")
-    _check_space(space)
-    ids, X = _all_vectors(rec, space)
+    check_choice("method", method, ("pca", "tsne"))
+    check_space(space)
+    ids, X = view.vectors(rec, space)
     n = len(ids)
     if n < 2:
         raise ParameterError(f"the index holds {n} track(s); a map needs at least 2")
@@ -274,7 +220,7 @@ def collection_map(
         init = "pca" if n > 3 else "random"
         Y = TSNE(n_components=2, perplexity=p, init=init, metric="cosine",
                  random_state=random_state).fit_transform(Xc)
-    meta = _meta(rec).reindex(ids)
+    meta = view.metadata(rec).reindex(ids)
     df = pd.DataFrame({
         "id": ids,
         "x": Y[:, 0],
@@ -287,40 +233,14 @@ def collection_map(
     })
     if out is not None:
         name = color_by if isinstance(color_by, str) else (getattr(color_by, "name", None) or "label")
-        _plot_map(df, out, method=method, color_by=str(name),
-                  max_legend=max_legend, annotate=annotate, space=space)
+        from ..viz.collection import plot_map
+
+        plot_map(df, out, method=method, color_by=str(name), max_legend=max_legend, annotate=annotate, space=space)
     return df
 
 
-def _plot_map(df, out, *, method, color_by, max_legend, annotate, space):
-    plt = _pyplot()
-    counts = df["label"].value_counts()
-    shown = list(counts.index[:max_legend])
-    fig, ax = plt.subplots(figsize=(9, 7.5))
-    cmap = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
-    rest = ~df["label"].isin(shown)
-    size = 30 if len(df) <= 2000 else max(2, int(30 * (2000 / len(df)) ** 0.5))
-    if rest.any():
-        ax.scatter(df.loc[rest, "x"], df.loc[rest, "y"], s=size, c="lightgrey", label="other", alpha=0.7,
-                   edgecolors="none")
-    for j, lab in enumerate(shown):
-        sel = df["label"] == lab
-        ax.scatter(df.loc[sel, "x"], df.loc[sel, "y"], s=size, color=cmap(j % cmap.N),
-                   label=f"{lab} ({int(counts[lab])})", alpha=0.85, edgecolors="none")
-    if annotate:
-        for r in df.itertuples(index=False):
-            t = r.title if isinstance(r.title, str) and r.title else os.path.basename(str(r.path))
-            ax.annotate(t[:24], (r.x, r.y), fontsize=6, alpha=0.7, xytext=(2, 2), textcoords="offset points")
-    ax.set_title(f"{len(df)} tracks, {method.upper()} of the {space} space, coloured by {color_by}")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    _savefig(fig, out)
-    plt.close(fig)
-
-
 def _pairs_frame(rec, pairs):
-    meta = _meta(rec)
+    meta = view.metadata(rec)
     rows = []
     for a, b, c in pairs:
         ra, rb = meta.loc[a], meta.loc[b]
@@ -337,8 +257,8 @@ def _pairs_frame(rec, pairs):
 
 def _neighbour_pairs(rec, space, k):
     """{(a, b): cosine} for a < b among each track's ``k`` nearest neighbours."""
-    ids, X = _all_vectors(rec, space)
-    idx = rec._index(space)
+    ids, X = view.vectors(rec, space)
+    idx = rec.faiss_index(space)
     n = len(ids)
     k = min(n, k + 1)
     out = {}
@@ -385,10 +305,9 @@ def closest_pairs(
         Columns ``id_a, id_b, cosine, artist_a, title_a, album_a, artist_b,
         title_b, album_b, path_a, path_b``, most similar first.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ParameterError(f"n={n!r}: must be a positive integer")
-    _check_space(space)
-    meta = _meta(rec)
+    n = check_int("n", n)
+    check_space(space)
+    meta = view.metadata(rec)
     total = len(meta)
     k = 10
     while True:
@@ -427,15 +346,10 @@ def near_duplicates(rec, *, threshold: float = DUPLICATE_COSINE, space: str = "e
         ``'near-identical embedding'``) then the pairs' metadata and paths,
         most similar first.
     """
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        threshold = float("nan")
-    if not -1.0 <= threshold <= 1.0:
-        raise ParameterError(f"threshold={threshold!r}: must be a cosine in [-1, 1]")
-    _check_space(space)
-    meta = _meta(rec)
-    ids, X = _all_vectors(rec, space)
+    threshold = check_number("threshold", threshold, min=-1, max=1)
+    check_space(space)
+    meta = view.metadata(rec)
+    ids, X = view.vectors(rec, space)
     pos = {int(t): i for i, t in enumerate(ids)}
     found = {}
     # same content hash
@@ -450,7 +364,7 @@ def near_duplicates(rec, *, threshold: float = DUPLICATE_COSINE, space: str = "e
                     c = float("nan")
                 found[(g[i], g[j])] = (c, "same content")
     # near-identical vectors: grow k until the k-th neighbour falls below the threshold
-    idx = rec._index(space)
+    idx = rec.faiss_index(space)
     n = len(ids)
     k = min(n, 11)
     todo = np.arange(n)

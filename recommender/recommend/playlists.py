@@ -1,4 +1,4 @@
-"""Playlists over an index: radio, song-to-song paths, hubness correction.
+"""Playlists over an index: radio and song-to-song paths.
 
 Everything here works on an existing index (no audio analysis, so no
 TensorFlow): vectors come from the catalog, neighbours from the FAISS index
@@ -11,44 +11,40 @@ catalog generation and cached in memory.
   caps.
 * :func:`path_between` -- ``n`` songs going smoothly from track A to track B,
   with the per-step distances.
-* :func:`hubness_correction`, :func:`rerank`, :func:`k_occurrence`,
-  :func:`hubness_report` -- hubness of the collection (a few "hub" tracks
-  that are everybody's neighbour, many "anti-hubs" that are nobody's) and its
-  correction by CSLS or Mutual Proximity.
+* Hubness (:func:`hubness_correction`, :func:`rerank`, :func:`k_occurrence`,
+  :func:`hubness_report`...) lives in :mod:`recommender.recommend.hubness`;
+  the names are re-exported here.
 
 Distances are cosine distances ``1 - cos`` between L2-normalised vectors
 (half the squared Euclidean distance), so they lie in ``[0, 2]``.
-
-Hubness correction
-------------------
-``'csls'`` (cross-domain similarity local scaling, Conneau et al. 2018)::
-
-    csls(q, y) = 2 cos(q, y) - r(q) - r(y)
-
-where ``r(x)`` is the mean cosine of ``x`` to its ``k`` nearest neighbours
-(computed with the FAISS index over the whole collection): a hub, close to
-everything, is penalised.  ``'mp'`` (Mutual Proximity, Schnitzer et al. 2012,
-Gaussian variant)::
-
-    mp(q, y) = P(S_q <= cos(q, y)) * P(S_y <= cos(q, y))
-
-with ``S_x ~ Normal(mean, std)`` of the cosines of ``x`` to a random sample of
-the collection: ``y`` ranks high for ``q`` only if each is unusually close
-to the other.  Both re-rank a pool of cosine neighbours (the exact top-k
-under the corrected score for pools that cover the collection).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 
-from ..errors import NotInIndexError, ParameterError
+from .._utils import check_choice, check_int, check_number, unit_rows
+from ..errors import ParameterError
+from ..store.spaces import check_space
+from . import view
+from .hubness import (  # noqa: F401  (re-exported: recommender.recommend.playlists.rerank etc.)
+    DEFAULT_HUBNESS,
+    HUBNESS_METHODS,
+    MP_SAMPLE,
+    HubnessCorrection,
+    check_hubness,
+    hubness_correction,
+    hubness_report,
+    hubness_stats,
+    k_occurrence,
+    knn,
+    rerank,
+)
+from .view import clear_cache  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +64,6 @@ __all__ = [
     "PLAYLIST_COLUMNS",
 ]
 
-#: Hubness corrections understood by :func:`rerank` (``None`` = plain cosine).
-HUBNESS_METHODS = ("csls", "mp")
-#: Correction used by :func:`radio` by default.  Measured with
-#: ``benchmarks/bench_playlists.py`` on 103 game soundtracks (5 labels,
-#: embedding space, k=10): skewness of k-occurrence 0.65 -> 0.22 (CSLS 0.33),
-#: anti-hubs 1.9 % -> 0 %, largest k-occurrence 26 -> 20, precision@10 by
-#: label 0.449 -> 0.462 (CSLS 0.458); MP's statistics cost O(n * 1000)
-#: against CSLS's k-NN search over the whole collection.
-DEFAULT_HUBNESS = "mp"
 #: Two different tracks whose vectors have at least this cosine are treated as
 #: the same recording (another encoding or a copy) by playlists.  One song
 #: encoded as FLAC, MP3, Ogg and Opus gives 0.9987-0.9994 in the musicnn
@@ -90,501 +77,21 @@ PATH_POOL_MAX = 2500
 #: steps even (smaller largest step) at the same mean step distance as 1
 #: (``benchmarks/bench_playlists.py``).
 PATH_STEP_POWER = 2.0
-#: Collection sample used for Mutual Proximity's per-track distributions.
-MP_SAMPLE = 1000
 
 _DRIFT_TRUE = 1.0
 
 
-# --------------------------------------------------------------------- caching
-class _Cache:
-    """Small LRU keyed by (index dir, catalog generation, what)."""
-
-    def __init__(self, maxsize=24):
-        self._d: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.maxsize = maxsize
-
-    def get(self, rec, key, compute):
-        full = (rec.index_dir, rec.catalog.generation) + tuple(key)
-        with self._lock:
-            if full in self._d:
-                self._d.move_to_end(full)
-                return self._d[full]
-        value = compute()
-        with self._lock:
-            self._d[full] = value
-            while len(self._d) > self.maxsize:
-                self._d.popitem(last=False)
-        return value
-
-    def clear(self):
-        with self._lock:
-            self._d.clear()
-
-
-_cache = _Cache()
-
-
-def clear_cache() -> None:
-    """Forget cached vectors and hubness statistics (they are also keyed by generation)."""
-    _cache.clear()
-
-
-def _check_space(space):
-    from ..recommender import SPACES
-
-    if space not in SPACES:
-        raise ParameterError(f"space={space!r}: must be one of {', '.join(SPACES)}")
-
-
-def _unit(X):
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = np.linalg.norm(X, axis=-1, keepdims=True)
-    return X / np.maximum(n, 1e-12)
-
-
-def _all_vectors(rec, space):
-    """(ids, unit vectors) of every track in ``space``, cached per generation."""
-    _check_space(space)
-
-    def compute():
-        ids, X = rec._space_vectors(rec.catalog, space)
-        X = _unit(X)
-        X.setflags(write=False)
-        return np.asarray(ids, dtype=np.int64), X
-
-    return _cache.get(rec, ("vectors", space), compute)
-
-
-def _vectors(rec, space, ids):
-    """Unit vectors of ``ids`` in ``space`` (from the cached full matrix)."""
-    all_ids, X = _all_vectors(rec, space)
-    pos = _positions(rec, space)
-    try:
-        rows = [pos[int(i)] for i in ids]
-    except KeyError as e:
-        raise NotInIndexError(f"track id {e.args[0]} has no {space!r} vector in {rec.index_dir}") from None
-    return X[rows]
-
-
-def _positions(rec, space):
-    def compute():
-        ids, _ = _all_vectors(rec, space)
-        return {int(t): i for i, t in enumerate(ids)}
-
-    return _cache.get(rec, ("positions", space), compute)
-
-
-def _meta(rec) -> pd.DataFrame:
-    """Track metadata used by playlists (index id), with case-folded grouping keys."""
-
-    def compute():
-        df = rec.catalog.tracks(columns=["path", "artist", "album", "title", "content_hash"])
-
-        def key(v):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return None
-            s = str(v).strip().casefold()
-            return s or None
-
-        df["artist_key"] = [key(v) for v in df["artist"]]
-        df["album_key"] = [key(v) for v in df["album"]]
-        df["hash_key"] = [v if isinstance(v, str) and v else None for v in df["content_hash"]]
-        return df
-
-    return _cache.get(rec, ("meta",), compute)
-
-
-def _resolve(rec, query) -> int:
-    if isinstance(query, str) and query.strip().isdigit():
-        tid = rec.resolve(query)
-        if tid is None:
-            tid = rec.resolve(int(query))
-    else:
-        tid = rec.resolve(query)
-    if tid is None:
-        raise NotInIndexError(f"{query!r} is not an indexed track (give a track id or an indexed path)")
-    return int(tid)
-
-
-# -------------------------------------------------------------------- hubness
-class HubnessCorrection:
-    """Per-track statistics turning cosine similarities into hubness-reduced scores.
-
-    Build it with :func:`hubness_correction` (cached per catalog generation).
-
-    Attributes
-    ----------
-    method : {'csls', 'mp'}
-    k : int
-        Neighbourhood size of CSLS's ``r(x)``.
-    ids_ : np.ndarray, int64 (n,)
-    r_ : np.ndarray, float32 (n,)
-        Mean cosine of each track to its ``k`` nearest neighbours (CSLS).
-    mu_, sd_ : np.ndarray, float32 (n,)
-        Mean and standard deviation of each track's cosines to a sample of
-        the collection (Mutual Proximity).
-    """
-
-    def __init__(self, method, ids, *, k=10, r=None, mu=None, sd=None, sample=None, index=None):
-        if method not in HUBNESS_METHODS:
-            raise ParameterError(f"method={method!r}: must be one of {', '.join(HUBNESS_METHODS)}")
-        self.method = method
-        self.k = int(k)
-        self.ids_ = np.asarray(ids, dtype=np.int64)
-        self.r_ = r
-        self.mu_ = mu
-        self.sd_ = sd
-        self._sample = sample
-        self._index = index
-        self._pos = {int(t): i for i, t in enumerate(self.ids_)}
-
-    def __repr__(self):
-        return f"HubnessCorrection(method={self.method!r}, k={self.k}, n={len(self.ids_)})"
-
-    def _stats(self, ids):
-        rows = np.fromiter((self._pos.get(int(i), -1) for i in np.ravel(ids)), dtype=np.int64)
-        return rows.reshape(np.shape(ids))
-
-    def query_stats(self, *, query_id=None, query_vector=None, pool_scores=None):
-        """Statistics of a query: stored ones for an indexed track, else computed.
-
-        ``pool_scores``: the query's cosine neighbours, best first, as FAISS
-        returned them; CSLS takes ``r(query)`` from their top ``k`` instead of
-        searching again.
-        """
-        if query_id is not None and int(query_id) in self._pos:
-            i = self._pos[int(query_id)]
-            if self.method == "csls":
-                return (float(self.r_[i]),)
-            return (float(self.mu_[i]), float(self.sd_[i]))
-        if self.method == "csls" and pool_scores is not None:
-            s = np.asarray(pool_scores, dtype=np.float64).ravel()
-            s = s[np.isfinite(s)][: self.k]
-            return (float(s.mean()) if len(s) else 0.0,)
-        if query_vector is None:
-            raise ParameterError("query_stats: give query_id (an indexed track) or query_vector")
-        q = _unit(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))
-        if self.method == "csls":
-            kk = min(self.k, len(self.ids_))
-            S, _ = self._index.search(q, kk)
-            s = S[0][np.isfinite(S[0])]
-            return (float(s.mean()) if len(s) else 0.0,)
-        c = self._sample @ q[0]
-        return (float(c.mean()), float(max(c.std(), 1e-6)))
-
-    def adjust(self, scores, ids, *, query_stats):
-        """Corrected scores for cosine ``scores`` of candidates ``ids`` (same shape).
-
-        Candidates that are not in the collection (id ``-1``) get ``-inf``.
-        """
-        scores = np.asarray(scores, dtype=np.float64)
-        rows = self._stats(ids)
-        ok = (rows >= 0) & np.isfinite(scores)
-        rr = np.where(ok, rows, 0)
-        if self.method == "csls":
-            (rq,) = query_stats
-            out = 2.0 * scores - rq - self.r_[rr]
-        else:
-            from scipy.special import ndtr
-
-            mq, sq = query_stats
-            out = ndtr((scores - mq) / sq) * ndtr((scores - self.mu_[rr]) / self.sd_[rr])
-        return np.where(ok, out, -np.inf)
-
-
-def hubness_correction(rec, method=DEFAULT_HUBNESS, *, space="embedding", k=10, random_state=0):
-    """The :class:`HubnessCorrection` of an index (computed once per catalog generation).
-
-    Parameters
-    ----------
-    rec : Recommender
-    method : {'csls', 'mp'}
-    space : {'embedding', 'tags', 'both'}
-    k : int
-        CSLS neighbourhood: ``r(x)`` is the mean cosine of ``x`` to its ``k``
-        nearest neighbours (FAISS, batched over the whole collection).
-    random_state : int
-        Seeds the sample used by Mutual Proximity.
-
-    Returns
-    -------
-    HubnessCorrection
-    """
-    if method not in HUBNESS_METHODS:
-        raise ParameterError(f"method={method!r}: must be one of {', '.join(HUBNESS_METHODS)} (or None)")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k={k!r}: must be a positive integer")
-    _check_space(space)
-
-    def compute():
-        ids, X = _all_vectors(rec, space)
-        idx = rec._index(space)
-        n = len(ids)
-        if method == "csls":
-            kk = min(int(k), max(n - 1, 1))
-            r = np.zeros(n, dtype=np.float32)
-            for s in range(0, n, 4096):
-                S, I = idx.search(X[s : s + 4096], min(n, kk + 1))
-                valid = (I >= 0) & (I != ids[s : s + 4096, None])
-                keep = valid & (np.cumsum(valid, axis=1) <= kk)
-                cnt = np.maximum(keep.sum(axis=1), 1)
-                r[s : s + 4096] = np.where(keep, S, 0.0).sum(axis=1) / cnt
-            return HubnessCorrection("csls", ids, k=kk, r=r, index=idx)
-        rng = np.random.default_rng(random_state)
-        m = min(n, MP_SAMPLE)
-        srows = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
-        sample = np.ascontiguousarray(X[srows])
-        mu = np.empty(n, dtype=np.float32)
-        sd = np.empty(n, dtype=np.float32)
-        for s in range(0, n, 4096):
-            C = X[s : s + 4096] @ sample.T
-            own = ids[s : s + 4096, None] == ids[srows][None, :]
-            w = (~own).astype(np.float32)
-            cnt = np.maximum(w.sum(axis=1), 1.0)
-            mean = (C * w).sum(axis=1) / cnt
-            var = (((C - mean[:, None]) ** 2) * w).sum(axis=1) / cnt
-            mu[s : s + 4096] = mean
-            sd[s : s + 4096] = np.sqrt(np.maximum(var, 1e-12))
-        sd = np.maximum(sd, 1e-6)
-        return HubnessCorrection("mp", ids, k=int(k), mu=mu, sd=sd, sample=sample, index=idx)
-
-    return _cache.get(rec, ("hubness", space, method, int(k), int(random_state)), compute)
-
-
-def rerank(rec, scores, ids, *, method=DEFAULT_HUBNESS, space="embedding", query_id=None,
-           query_vector=None, k=10):
-    """Re-rank FAISS results of one query by a hubness-corrected score.
-
-    This is the hook for ``Recommender.similar(..., hubness=...)``: search a
-    pool of cosine neighbours (a few times the ``k`` wanted), re-rank it, keep
-    the order.
-
-    Parameters
-    ----------
-    rec : Recommender
-    scores, ids : np.ndarray, shape (m,) or (1, m)
-        Cosine similarities and track ids as returned by
-        :meth:`VectorIndex.search` (``-1`` ids are dropped).
-    method : {'csls', 'mp'} or None
-        ``None`` returns the input order.
-    space : str
-        Space the scores come from.
-    query_id : int, optional
-        The query track (its stored statistics are used).
-    query_vector : array_like, optional
-        The query vector, for a query that is not an indexed track.
-    k : int
-        CSLS neighbourhood (see :func:`hubness_correction`).
-
-    Returns
-    -------
-    ids : np.ndarray, int64 (m',)
-        Re-ordered ids, best first.
-    adjusted : np.ndarray, float64 (m',)
-        Corrected scores, in that order.
-    cosine : np.ndarray, float32 (m',)
-        The original cosines, in that order.
-
-    Examples
-    --------
-    >>> S, I = rec._index("embedding").search(rec.vector(42), 50)    # doctest: +SKIP
-    >>> ids, adj, cos = rerank(rec, S, I, method="csls", query_id=42)  # doctest: +SKIP
-    """
-    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-    keep = ids >= 0
-    scores, ids = scores[keep], ids[keep]
-    if method is None:
-        return ids, scores.astype(np.float64), scores
-    corr = hubness_correction(rec, method, space=space, k=k)
-    qs = corr.query_stats(query_id=query_id, query_vector=query_vector, pool_scores=np.sort(scores)[::-1])
-    adj = corr.adjust(scores, ids, query_stats=qs)
-    order = np.argsort(-adj, kind="stable")
-    return ids[order], adj[order], scores[order]
-
-
-def _check_hubness(hubness):
-    if hubness is not None and hubness not in HUBNESS_METHODS:
-        raise ParameterError(f"hubness={hubness!r}: must be None or one of {', '.join(HUBNESS_METHODS)}")
-
-
-def knn(rec, k=10, *, space="embedding", hubness=None, pool=None, exclude_duplicates=True):
-    """The ``k`` nearest neighbours of every track (optionally hubness-corrected).
-
-    Parameters
-    ----------
-    rec : Recommender
-    k : int
-    space : str
-    hubness : {None, 'csls', 'mp'}
-    pool : int, optional
-        Cosine neighbours re-ranked per track (default ``max(5 k, 50)``; the
-        whole collection when it is smaller).
-    exclude_duplicates : bool
-        Skip tracks with the query's content hash (copies of the same file).
-
-    Returns
-    -------
-    ids : np.ndarray, int64 (n,)
-        Every track.
-    neighbours : np.ndarray, int64 (n, k)
-        Their neighbours, best first (``-1`` where fewer exist).
-    scores : np.ndarray, float64 (n, k)
-        The (corrected) scores.
-    """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k={k!r}: must be a positive integer")
-    _check_hubness(hubness)
-    ids, X = _all_vectors(rec, space)
-    n = len(ids)
-    idx = rec._index(space)
-    fetch = max(5 * k + 1, 50) if pool is None else max(int(pool), k + 1)
-    fetch = min(n, fetch)
-    hashes = _meta(rec)["hash_key"].reindex(ids).to_numpy() if exclude_duplicates else None
-    corr = hubness_correction(rec, hubness, space=space) if hubness else None
-    hash_of = dict(zip(ids.tolist(), hashes.tolist())) if hashes is not None else {}
-    N = np.full((n, k), -1, dtype=np.int64)
-    Sc = np.full((n, k), -np.inf)
-    for s in range(0, n, 2048):
-        S, I = idx.search(X[s : s + 2048], fetch)
-        for r in range(S.shape[0]):
-            qi = s + r
-            qid = int(ids[qi])
-            cand, sc = I[r], S[r].astype(np.float64)
-            bad = (cand < 0) | (cand == qid)
-            if hashes is not None and hashes[qi] is not None:
-                h = hashes[qi]
-                bad |= np.fromiter((hash_of.get(int(c)) == h for c in cand), dtype=bool, count=len(cand))
-            cand, sc = cand[~bad], sc[~bad]
-            if corr is not None:
-                sc = corr.adjust(sc, cand, query_stats=corr.query_stats(query_id=qid))
-                o = np.argsort(-sc, kind="stable")
-                cand, sc = cand[o], sc[o]
-            m = min(k, len(cand))
-            N[qi, :m] = cand[:m]
-            Sc[qi, :m] = sc[:m]
-    return ids, N, Sc
-
-
-def k_occurrence(rec, k=10, *, space="embedding", hubness=None) -> pd.Series:
-    """How often each track appears in the other tracks' top ``k`` (``N_k``).
-
-    Returns
-    -------
-    pd.Series
-        Indexed by track id, named ``k_occurrence``; sums to ``n * k``.
-    """
-    ids, N, _ = knn(rec, k, space=space, hubness=hubness)
-    pos = {int(t): i for i, t in enumerate(ids)}
-    counts = np.zeros(len(ids), dtype=np.int64)
-    flat = N[N >= 0].ravel()
-    if len(flat):
-        rows = np.fromiter((pos[int(t)] for t in flat), dtype=np.int64, count=len(flat))
-        counts = np.bincount(rows, minlength=len(ids))
-    return pd.Series(counts, index=pd.Index(ids, name="id"), name="k_occurrence")
-
-
-def hubness_stats(counts, k) -> dict:
-    """Hub statistics of k-occurrence counts ``N_k``.
-
-    Returns
-    -------
-    dict
-        ``skewness`` (of ``N_k``; 0 for a symmetric spread, large positive
-        when a few hubs take many slots), ``anti_hub_share`` (share of tracks
-        in nobody's top ``k``), ``hub_share`` (share with ``N_k > 2k``),
-        ``max_k_occurrence``, ``n_tracks``, ``k``.
-    """
-    c = np.asarray(counts, dtype=np.float64)
-    n = len(c)
-    if n == 0:
-        return {"k": k, "n_tracks": 0, "skewness": float("nan"), "anti_hub_share": float("nan"),
-                "hub_share": float("nan"), "max_k_occurrence": 0}
-    m = c.mean()
-    m2 = ((c - m) ** 2).mean()
-    m3 = ((c - m) ** 3).mean()
-    skew = float(m3 / m2**1.5) if m2 > 0 else 0.0
-    return {
-        "k": int(k),
-        "n_tracks": int(n),
-        "skewness": skew,
-        "anti_hub_share": float((c == 0).mean()),
-        "hub_share": float((c > 2 * k).mean()),
-        "max_k_occurrence": int(c.max()),
-    }
-
-
-def hubness_report(rec, k=10, *, space="embedding", methods=(None, "csls", "mp")) -> pd.DataFrame:
-    """Hubness of the collection before and after correction.
-
-    Parameters
-    ----------
-    rec : Recommender
-    k : int
-        Neighbourhood size (``top-k`` lists).
-    space : str
-    methods : sequence of {None, 'csls', 'mp'}
-        ``None`` is plain cosine (the "before").
-
-    Returns
-    -------
-    pd.DataFrame
-        One row per method (index ``method``: ``'none'``, ``'csls'``,
-        ``'mp'``), columns ``k, n_tracks, skewness, anti_hub_share,
-        hub_share, max_k_occurrence`` (see :func:`hubness_stats`).
-
-    Examples
-    --------
-    >>> hubness_report(Recommender("indexes/mine"), k=10)   # doctest: +SKIP
-            k  n_tracks  skewness  anti_hub_share  hub_share  max_k_occurrence
-    method
-    none   10       103     0.647           0.019      0.078                26
-    csls   10       103     0.332           0.000      0.000                20
-    mp     10       103     0.222           0.000      0.000                20
-    """
-    rows = {}
-    for m in methods:
-        _check_hubness(m)
-        counts = k_occurrence(rec, k, space=space, hubness=m)
-        rows["none" if m is None else m] = hubness_stats(counts.to_numpy(), k)
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "method"
-    return df
-
-
 # ------------------------------------------------------------------- playlists
-def _check_n(n, name="n", minimum=1):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ParameterError(f"{name}={n!r}: must be an integer >= {minimum}")
-    return int(n)
-
-
-def _check_cap(v, name):
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ParameterError(f"{name}={v!r}: must be None or an integer >= 1")
-    return int(v)
-
-
 def _drift_weight(drift):
     if drift is True:
         return _DRIFT_TRUE
     if drift is False or drift is None:
         return 0.0
-    try:
-        w = float(drift)
-    except (TypeError, ValueError):
-        w = float("nan")
-    if not 0.0 <= w <= 1.0:
-        raise ParameterError(f"drift={drift!r}: must be a bool or a number in [0, 1]")
-    return w
+    return check_number("drift", drift, min=0, max=1)
 
 
 def _frame(rec, chosen, scores, dists) -> pd.DataFrame:
-    meta = _meta(rec)
+    meta = view.metadata(rec)
     rows = []
     for pos, (tid, sc, d) in enumerate(zip(chosen, scores, dists), start=1):
         r = meta.loc[tid]
@@ -667,124 +174,155 @@ def radio(
     >>> radio(rec, [12, 40], n=20, max_per_artist=2)         # doctest: +SKIP
     >>> radio(rec, "~/Music/a.mp3", n=30, drift=True)        # doctest: +SKIP
     """
-    n = _check_n(n)
-    _check_space(space)
-    _check_hubness(hubness)
-    max_per_artist = _check_cap(max_per_artist, "max_per_artist")
-    max_per_album = _check_cap(max_per_album, "max_per_album")
+    n = check_int("n", n)
+    check_space(space)
+    check_hubness(hubness)
+    caps = (check_int("max_per_artist", max_per_artist, allow_none=True),
+            check_int("max_per_album", max_per_album, allow_none=True))
     w = _drift_weight(drift)
-    try:
-        diversity = float(diversity)
-    except (TypeError, ValueError):
-        diversity = float("nan")
-    if not 0.0 <= diversity < 1.0:
-        raise ParameterError(f"diversity={diversity!r}: must be in [0, 1)")
+    diversity = check_number("diversity", diversity, min=0, max=1, max_inclusive=False)
+    seed_ids = _seed_ids(rec, seeds)
+    total = len(view.vectors(rec, space)[0])
+    corr = hubness_correction(rec, hubness, space=space) if hubness else None
+    S = view.vectors_of(rec, space, seed_ids)
+    centre = unit_rows(S.mean(axis=0)[None])[0]
+    st = _RadioState(view.metadata(rec), seed_ids, S, exclude=exclude, caps=caps, duplicate_cosine=duplicate_cosine)
+    picker = _RadioPicker(rec, space, corr, total=total, fetch=min(total, max(4 * n + 10, 64)), diversity=diversity)
+    if include_seeds:
+        for j, t in enumerate(seed_ids[:n]):
+            st.add(t, float(S[j] @ centre), 0.0 if j == 0 else float(1.0 - S[j] @ S[j - 1]), S[j])
+    prev = S[-1] if not st.vecs else st.vecs[-1]
+    while len(st.chosen) < n:
+        target = centre if w == 0.0 else unit_rows((w * prev + (1.0 - w) * centre)[None])[0]
+        pick = picker.pick(st, target, centred=w == 0.0)
+        if pick is None:
+            logger.info("radio: only %d of %d tracks fit the constraints", len(st.chosen), n)
+            break
+        t, c, v = pick
+        d = float(1.0 - v @ st.vecs[-1]) if st.vecs else float(1.0 - (S @ v).max())
+        st.add(t, c, max(d, 0.0), v)
+        prev = v
+    return _frame(rec, st.chosen, st.scores, st.dists)
+
+
+def _seed_ids(rec, seeds) -> list:
+    """Distinct track ids of one seed or a list of seeds, in order."""
     if isinstance(seeds, (str, int, np.integer)) or hasattr(seeds, "__fspath__"):
         seeds = [seeds]
     seed_ids = []
     for s in seeds:
-        t = _resolve(rec, s)
+        t = view.resolve_track(rec, s)
         if t not in seed_ids:
             seed_ids.append(t)
     if not seed_ids:
         raise ParameterError("seeds: give at least one track")
-    meta = _meta(rec)
-    all_ids, _ = _all_vectors(rec, space)
-    total = len(all_ids)
-    idx = rec._index(space)
-    corr = hubness_correction(rec, hubness, space=space) if hubness else None
-    S = _vectors(rec, space, seed_ids)
-    centre = _unit(S.mean(axis=0))
+    return seed_ids
 
-    used = set(int(i) for i in exclude) | set(seed_ids)
-    used_hashes = {meta.at[t, "hash_key"] for t in seed_ids} - {None}
-    per_artist: dict = {}
-    per_album: dict = {}
-    chosen, scores, dists, chosen_vecs = [], [], [], []
-    ref_vecs = [S]  # seeds and chosen tracks, for duplicate detection
 
-    def count(tid):
-        a, b = meta.at[tid, "artist_key"], meta.at[tid, "album_key"]
+class _RadioState:
+    """A radio being built: the tracks chosen so far, what may not be played, the per-artist/album counts."""
+
+    def __init__(self, meta, seed_ids, seed_vectors, *, exclude, caps, duplicate_cosine):
+        self.meta = meta
+        self.seed_vectors = seed_vectors
+        self.max_per_artist, self.max_per_album = caps
+        self.duplicate_cosine = duplicate_cosine
+        self.used = set(int(i) for i in exclude) | set(seed_ids)
+        self.used_hashes = {meta.at[t, "hash_key"] for t in seed_ids} - {None}
+        self.rejected = set()  # ids that can never be played (caps full, duplicates)
+        self.per_artist: dict = {}
+        self.per_album: dict = {}
+        self.chosen, self.scores, self.dists, self.vecs = [], [], [], []
+
+    def add(self, tid, score, dist, v):
+        """Play ``tid`` (cosine ``score`` to its target, ``dist`` from the previous track, unit vector ``v``)."""
+        self.chosen.append(tid)
+        self.scores.append(score)
+        self.dists.append(dist)
+        self.vecs.append(v)
+        self.used.add(tid)
+        h = self.meta.at[tid, "hash_key"]
+        if h is not None:
+            self.used_hashes.add(h)
+        a, b = self.meta.at[tid, "artist_key"], self.meta.at[tid, "album_key"]
         if a is not None:
-            per_artist[a] = per_artist.get(a, 0) + 1
+            self.per_artist[a] = self.per_artist.get(a, 0) + 1
         if b is not None:
-            per_album[b] = per_album.get(b, 0) + 1
+            self.per_album[b] = self.per_album.get(b, 0) + 1
 
-    if include_seeds:
-        for j, t in enumerate(seed_ids[:n]):
-            chosen.append(t)
-            scores.append(float(S[j] @ centre))
-            dists.append(0.0 if j == 0 else float(1.0 - S[j] @ S[j - 1]))
-            chosen_vecs.append(S[j])
-            count(t)
-    prev = S[-1] if not chosen_vecs else chosen_vecs[-1]
-    rejected = set()  # ids that can never be played (caps full, duplicates)
-    fetch = min(total, max(4 * n + 10, 64))
-    centre_cache = None
-    while len(chosen) < n:
-        target = centre if w == 0.0 else _unit(w * prev + (1.0 - w) * centre)
-        pick = None
+    def open(self, ids) -> np.ndarray:
+        """Mask of the FAISS result ``ids`` (with ``-1`` padding) not yet used or rejected."""
+        return (ids >= 0) & np.fromiter((int(c) not in self.used and int(c) not in self.rejected for c in ids),
+                                        dtype=bool, count=len(ids))
+
+    def references(self) -> np.ndarray:
+        """Seeds and chosen tracks (unit rows), for duplicate detection."""
+        return np.concatenate([self.seed_vectors] + ([np.stack(self.vecs)] if self.vecs else []), axis=0)
+
+    def admits(self, tid, closest) -> bool:
+        """Whether ``tid`` (cosine ``closest`` to the nearest reference) may be played; rejects it for good if not."""
+        h = self.meta.at[tid, "hash_key"]
+        a, b = self.meta.at[tid, "artist_key"], self.meta.at[tid, "album_key"]
+        full = ((h is not None and h in self.used_hashes) or closest >= self.duplicate_cosine
+                or (self.max_per_artist is not None and a is not None and self.per_artist.get(a, 0) >= self.max_per_artist)
+                or (self.max_per_album is not None and b is not None and self.per_album.get(b, 0) >= self.max_per_album))
+        if full:
+            self.rejected.add(tid)
+        return not full
+
+
+class _RadioPicker:
+    """Finds the best playable track for a target: FAISS search, hubness and diversity scoring.
+
+    The search widens (``fetch`` x 4) until a track fits or the collection is
+    exhausted; the widened size is kept for the next picks.  Without drift the
+    target is always the seeds' centre, so its search is reused.
+    """
+
+    def __init__(self, rec, space, corr, *, total, fetch, diversity):
+        self.rec, self.space, self.corr = rec, space, corr
+        self.idx = rec.faiss_index(space)
+        self.total, self.fetch, self.diversity = total, fetch, diversity
+        self._centre = None  # (fetch, scores, ids) of the last search for the centre
+
+    def _search(self, target, centred):
+        if centred and self._centre is not None and self._centre[0] >= self.fetch:
+            return self._centre[1], self._centre[2]
+        cs, ci = self.idx.search(target[None], self.fetch)
+        cs, ci = cs[0], ci[0]
+        if centred:
+            self._centre = (self.fetch, cs, ci)
+        return cs, ci
+
+    def pick(self, st: _RadioState, target, *, centred: bool):
+        """``(track id, cosine to target, unit vector)`` of the best playable track, or ``None``."""
         while True:
-            if w == 0.0 and centre_cache is not None and centre_cache[0] >= fetch:
-                cs, ci = centre_cache[1], centre_cache[2]
-            else:
-                cs, ci = idx.search(target[None], fetch)
-                cs, ci = cs[0], ci[0]
-                if w == 0.0:
-                    centre_cache = (fetch, cs, ci)
-            ok = (ci >= 0) & np.fromiter((int(c) not in used and int(c) not in rejected for c in ci),
-                                         dtype=bool, count=len(ci))
+            cs, ci = self._search(target, centred)
+            ok = st.open(ci)
             cand, cos = ci[ok], cs[ok].astype(np.float64)
-            if len(cand):
-                if corr is not None:
-                    qs = corr.query_stats(query_vector=target, pool_scores=cs)
-                    sc = corr.adjust(cos, cand, query_stats=qs)
-                else:
-                    sc = cos.copy()
-                V = _vectors(rec, space, cand)
-                ref = np.concatenate(ref_vecs + ([np.stack(chosen_vecs)] if chosen_vecs else []), axis=0)
-                closest = (V @ ref.T).max(axis=1)
-                if diversity > 0 and chosen_vecs:
-                    red = (V @ np.stack(chosen_vecs).T).max(axis=1)
-                    if corr is not None:  # put corrected scores on a cosine-like scale first
-                        sc = _rescale_like(sc, cos)
-                    sc = (1.0 - diversity) * sc - diversity * red
-                for j in np.argsort(-sc, kind="stable"):
-                    t = int(cand[j])
-                    h = meta.at[t, "hash_key"]
-                    a, b = meta.at[t, "artist_key"], meta.at[t, "album_key"]
-                    if (h is not None and h in used_hashes) or closest[j] >= duplicate_cosine:
-                        rejected.add(t)
-                        continue
-                    if max_per_artist is not None and a is not None and per_artist.get(a, 0) >= max_per_artist:
-                        rejected.add(t)
-                        continue
-                    if max_per_album is not None and b is not None and per_album.get(b, 0) >= max_per_album:
-                        rejected.add(t)
-                        continue
-                    pick = (t, float(cos[j]), V[j])
-                    break
-            if pick is not None or fetch >= total:
-                break
-            fetch = min(total, fetch * 4)
-        if pick is None:
-            logger.info("radio: only %d of %d tracks fit the constraints", len(chosen), n)
-            break
-        t, c, v = pick
-        if chosen_vecs:
-            d = float(1.0 - v @ chosen_vecs[-1])
+            pick = self._best(st, target, cs, cand, cos) if len(cand) else None
+            if pick is not None or self.fetch >= self.total:
+                return pick
+            self.fetch = min(self.total, self.fetch * 4)
+
+    def _best(self, st, target, cs, cand, cos):
+        if self.corr is not None:
+            qs = self.corr.query_stats(query_vector=target, pool_scores=cs)
+            sc = self.corr.adjust(cos, cand, query_stats=qs)
         else:
-            d = float(1.0 - (S @ v).max())
-        chosen.append(t)
-        scores.append(c)
-        dists.append(max(d, 0.0))
-        chosen_vecs.append(v)
-        used.add(t)
-        if meta.at[t, "hash_key"] is not None:
-            used_hashes.add(meta.at[t, "hash_key"])
-        count(t)
-        prev = v
-    return _frame(rec, chosen, scores, dists)
+            sc = cos.copy()
+        V = view.vectors_of(self.rec, self.space, cand)
+        closest = (V @ st.references().T).max(axis=1)
+        if self.diversity > 0 and st.vecs:
+            red = (V @ np.stack(st.vecs).T).max(axis=1)
+            if self.corr is not None:  # put corrected scores on a cosine-like scale first
+                sc = _rescale_like(sc, cos)
+            sc = (1.0 - self.diversity) * sc - self.diversity * red
+        for j in np.argsort(-sc, kind="stable"):
+            t = int(cand[j])
+            if st.admits(t, closest[j]):
+                return t, float(cos[j]), V[j]
+        return None
 
 
 def _rescale_like(adjusted, cos):
@@ -810,7 +348,7 @@ def _slerp(a, b, t):
     else:
         so = math.sin(om)
         out = np.sin((1 - t) * om) / so * a + np.sin(t * om) / so * b
-    return _unit(out.astype(np.float32))
+    return unit_rows(out.astype(np.float32))
 
 
 def path_between(
@@ -867,36 +405,64 @@ def path_between(
     >>> p = path_between(rec, 12, 80, n=12)                 # doctest: +SKIP
     >>> p["distance_from_previous"].iloc[1:].mean()         # doctest: +SKIP
     """
-    n = _check_n(n, minimum=2)
-    _check_space(space)
-    if method not in ("graph", "interpolate"):
-        raise ParameterError(f"method={method!r}: must be 'graph' or 'interpolate'")
-    ia, ib = _resolve(rec, a), _resolve(rec, b)
+    n = check_int("n", n, min=2)
+    check_space(space)
+    check_choice("method", method, ("graph", "interpolate"))
+    ia, ib = view.resolve_track(rec, a), view.resolve_track(rec, b)
     if ia == ib:
         raise ParameterError(f"a and b are the same track ({ia}); give two different tracks")
-    meta = _meta(rec)
-    va, vb = _vectors(rec, space, [ia, ib])
-    all_ids, _ = _all_vectors(rec, space)
-    total = len(all_ids)
+    va, vb = view.vectors_of(rec, space, [ia, ib])
     excl = set(int(i) for i in exclude) - {ia, ib}
-
-    # candidate pool: the whole collection when small, else neighbours of the corridor
-    if total <= PATH_POOL_MAX:
-        pool = [int(t) for t in all_ids]
-    else:
-        T = _slerp(va, vb, np.linspace(0.0, 1.0, max(n, 8)))
-        per = int(min(total, max(64, 4 * PATH_POOL_MAX // len(T))))
-        Sx, Ix = rec._index(space).search(T, per)
-        best: dict = {}
-        for s_row, i_row in zip(Sx, Ix):
-            for s, i in zip(s_row, i_row):
-                if i >= 0:
-                    best[int(i)] = max(best.get(int(i), -np.inf), float(s))
-        pool = sorted(best, key=lambda t: -best[t])[:PATH_POOL_MAX]
-    pool = [t for t in pool if t not in (ia, ib) and t not in excl]
+    pool = [t for t in _path_pool(rec, space, va, vb, n) if t not in (ia, ib) and t not in excl]
     ids = [ia, ib] + pool
-    V = _vectors(rec, space, ids)
-    # de-duplicate: same content hash or near-identical vectors (a and b kept first)
+    V = view.vectors_of(rec, space, ids)
+    keep, G = _distinct(ids, V, view.metadata(rec), duplicate_cosine)
+    ids = [ids[j] for j in keep]
+    m = len(ids)
+    if m < n:
+        logger.info("path: the collection has only %d usable tracks, the path will have %d", m, m)
+        n = m
+    D = np.maximum(1.0 - G, 0.0)
+    A, B = 0, 1
+    T = _slerp(va, vb, np.linspace(0.0, 1.0, n))
+    TS = T @ V[keep].T  # (n, m) cosine of every pool track to every target
+
+    W = D**PATH_STEP_POWER  # the cost of a step: squared distance evens the steps out
+    if method == "graph":
+        walk = _repair_repeats(_dp_walk(W, A, B, n - 1), W)
+    else:
+        walk = _interpolated_walk(TS, D, A, B, n)
+    if polish:
+        walk = _polish(walk, W)
+    chosen = [ids[j] for j in walk]
+    scores = [float(TS[i, j]) for i, j in enumerate(walk)]
+    dists = [0.0] + [float(D[walk[i - 1], walk[i]]) for i in range(1, len(walk))]
+    return _frame(rec, chosen, scores, dists)
+
+
+def _path_pool(rec, space, va, vb, n) -> list:
+    """Candidate track ids of a path from unit ``va`` to ``vb``: the whole collection when it has
+    at most :data:`PATH_POOL_MAX` tracks, else the :data:`PATH_POOL_MAX` nearest to the great circle."""
+    all_ids, _ = view.vectors(rec, space)
+    total = len(all_ids)
+    if total <= PATH_POOL_MAX:
+        return [int(t) for t in all_ids]
+    T = _slerp(va, vb, np.linspace(0.0, 1.0, max(n, 8)))
+    per = int(min(total, max(64, 4 * PATH_POOL_MAX // len(T))))
+    Sx, Ix = rec.faiss_index(space).search(T, per)
+    best: dict = {}
+    for s_row, i_row in zip(Sx, Ix):
+        for s, i in zip(s_row, i_row):
+            if i >= 0:
+                best[int(i)] = max(best.get(int(i), -np.inf), float(s))
+    return sorted(best, key=lambda t: -best[t])[:PATH_POOL_MAX]
+
+
+def _distinct(ids, V, meta, duplicate_cosine):
+    """Rows of ``ids`` (unit vectors ``V``) without repeated recordings: same content hash or
+    cosine >= ``duplicate_cosine`` to an earlier row (rows 0 and 1, the ends, are always kept).
+
+    Returns the kept rows and their cosine matrix (float64)."""
     keep = []
     seen_hash = set()
     G = V @ V.T
@@ -909,38 +475,21 @@ def path_between(
         keep.append(j)
         if h is not None:
             seen_hash.add(h)
-    ids = [ids[j] for j in keep]
-    G = G[np.ix_(keep, keep)].astype(np.float64)
-    m = len(ids)
-    if m < n:
-        logger.info("path: the collection has only %d usable tracks, the path will have %d", m, m)
-        n = m
-    D = np.maximum(1.0 - G, 0.0)
-    A, B = 0, 1
-    T = _slerp(va, vb, np.linspace(0.0, 1.0, n))
-    Vk = V[keep]
-    TS = T @ Vk.T  # (n, m) cosine of every pool track to every target
+    return keep, G[np.ix_(keep, keep)].astype(np.float64)
 
-    W = D**PATH_STEP_POWER  # the cost of a step: squared distance evens the steps out
-    if method == "graph":
-        walk = _dp_walk(W, A, B, n - 1)
-        walk = _repair_repeats(walk, W)
-    else:
-        walk = [A]
-        used = {A, B}
-        for i in range(1, n - 1):
-            sc = TS[i] - D[walk[-1]]
-            sc[list(used)] = -np.inf
-            j = int(np.argmax(sc))
-            walk.append(j)
-            used.add(j)
-        walk.append(B)
-    if polish:
-        walk = _polish(walk, W)
-    chosen = [ids[j] for j in walk]
-    scores = [float(TS[i, j]) for i, j in enumerate(walk)]
-    dists = [0.0] + [float(D[walk[i - 1], walk[i]]) for i in range(1, len(walk))]
-    return _frame(rec, chosen, scores, dists)
+
+def _interpolated_walk(TS, D, a, b, n):
+    """``'interpolate'``: from ``a``, the unused track nearest each target, penalised by its step."""
+    walk = [a]
+    used = {a, b}
+    for i in range(1, n - 1):
+        sc = TS[i] - D[walk[-1]]
+        sc[list(used)] = -np.inf
+        j = int(np.argmax(sc))
+        walk.append(j)
+        used.add(j)
+    walk.append(b)
+    return walk
 
 
 def _dp_walk(D, a, b, hops):
@@ -1014,5 +563,5 @@ def mean_step_distance(rec, ids, *, space="embedding") -> float:
     ids = [int(i) for i in ids]
     if len(ids) < 2:
         return 0.0
-    V = _vectors(rec, space, ids)
+    V = view.vectors_of(rec, space, ids)
     return float(np.mean(1.0 - np.sum(V[1:] * V[:-1], axis=1)))

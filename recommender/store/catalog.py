@@ -1,7 +1,7 @@
 """SQLite catalog of an index: the source of truth for tracks and vectors.
 
 An index directory holds one catalog (this module) and FAISS files derived
-from it (:mod:`recommender.index`).  The catalog stores, per audio file, its
+from it (:mod:`recommender.store.faiss_index`).  The catalog stores, per audio file, its
 bookkeeping (path, size, mtime, content hash, which analysis produced it),
 tags read from the file, per-track vectors for every *space* (``'embedding'``,
 ``'tags'`` ...), optional per-patch vectors and MIR descriptors.  Files that
@@ -32,6 +32,10 @@ Storage rules
   ``model_name``, ``weights_sha256``, ``dims`` (``{space: dim}``) and anything
   the caller stores with :meth:`Catalog.set_meta` (e.g. front-end parameters).
 
+The SQLite mechanics (lock, WAL, nested transactions, generations, schema
+checks and migrations) live in :mod:`recommender.store._sqlite`; this module
+is the domain API on top of it.
+
 Parallel workers may deliver results in any order: rows are keyed by path
 (upsert), ids come from SQLite ``AUTOINCREMENT`` and are never reused.
 Workers (processes, Dask) should only *analyse* and return results to the
@@ -41,33 +45,22 @@ across ``fork`` (SQLite connections and the lock must not be inherited).
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import logging
 import math
 import os
-import sqlite3
-import threading
 import time
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..errors import (
-    CatalogError,
-    IndexLockedError,
-    NotInIndexError,
-    ParameterError,
-)
+from ..errors import CatalogError, NotInIndexError, ParameterError
+from ._sqlite import SQLiteDatabase, dumps
 
-__all__ = ["Catalog", "TRACK_COLUMNS", "DESCRIPTOR_COLUMNS"]
+__all__ = ["Catalog", "FileState", "TRACK_COLUMNS", "FILTER_COLUMNS", "DESCRIPTOR_COLUMNS"]
 
 logger = logging.getLogger(__name__)
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Columns of ``tracks`` a caller may set through :meth:`Catalog.add_track`.
 TRACK_COLUMNS = (
@@ -88,8 +81,11 @@ TRACK_COLUMNS = (
 )
 _ALL_TRACK_COLUMNS = ("id",) + TRACK_COLUMNS + ("added_at", "updated_at")
 
-#: Descriptor columns stored as real SQL columns (filterable in queries).
-DESCRIPTOR_COLUMNS = ("tempo_bpm", "tempo_confidence", "key", "mode", "loudness_db")
+#: Descriptor columns stored as real SQL columns (what queries filter on).
+FILTER_COLUMNS = ("tempo_bpm", "tempo_confidence", "key", "mode", "loudness_db")
+#: Former name of :data:`FILTER_COLUMNS` (not to be confused with
+#: :data:`recommender.descriptors.DESCRIPTOR_COLUMNS`, the 95 descriptor names).
+DESCRIPTOR_COLUMNS = FILTER_COLUMNS
 
 _RESERVED_META = frozenset({"schema_version", "generation", "vectors_generation"})
 
@@ -160,7 +156,7 @@ _REQUIRED = {
     "tracks": set(_ALL_TRACK_COLUMNS),
     "vectors": {"track_id", "space", "data"},
     "patches": {"track_id", "n", "dim", "n_classes", "starts_s", "embeddings", "probs"},
-    "descriptors": {"track_id", "data", *DESCRIPTOR_COLUMNS},
+    "descriptors": {"track_id", "data", *FILTER_COLUMNS},
     "failures": {"path", "reason", "size", "mtime_ns", "failed_at"},
 }
 
@@ -169,21 +165,14 @@ _REQUIRED = {
 _MIGRATIONS: dict = {}
 
 
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+class FileState(NamedTuple):
+    """What the catalog knows of one file (:meth:`Catalog.file_states`)."""
 
-
-def _dumps(value) -> str:
-    try:
-        return json.dumps(value, default=_json_default, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"value {value!r:.80}: must be JSON serialisable ({exc})") from None
+    id: int
+    size: int | None
+    mtime_ns: int | None
+    content_hash: str | None
+    analysis_key: str | None
 
 
 def _as_float32_vector(space, v) -> np.ndarray:
@@ -200,7 +189,15 @@ def _as_float32_vector(space, v) -> np.ndarray:
     return a
 
 
-class Catalog:
+def _check_dims_value(dims):
+    if not isinstance(dims, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+        for k, v in dims.items()
+    ):
+        raise ParameterError(f"dims={dims!r}: must map space names to positive integers")
+
+
+class Catalog(SQLiteDatabase):
     """SQLite catalog of an index directory.
 
     Parameters
@@ -236,390 +233,21 @@ class Catalog:
     """
 
     SCHEMA_VERSION = 1
+    SCHEMA_SQL = _SCHEMA_V1
+    REQUIRED_COLUMNS = _REQUIRED
+    MIGRATIONS = _MIGRATIONS
 
     def __init__(self, path, *, mode="r", lock_timeout_s=0.0, busy_timeout_s=30.0):
-        if mode not in ("r", "w", "c"):
-            raise ParameterError(f"mode={mode!r}: must be 'r', 'w' or 'c'")
-        try:
-            lock_timeout_s = float(lock_timeout_s)
-        except (TypeError, ValueError):
-            lock_timeout_s = float("nan")
-        if not lock_timeout_s >= 0:
-            raise ParameterError(f"lock_timeout_s={lock_timeout_s!r}: must be a number >= 0")
-        self.path = os.fspath(path)
-        self.mode = mode
-        self._busy_ms = int(max(0.0, float(busy_timeout_s)) * 1000)
-        self._conn = None
-        self._lock_fd = None
-        self._rlock = threading.RLock()
-        self._depth = 0  # transaction nesting depth
-        self._changed = False  # tracks/vectors changed in the open transaction
-        self._vectors_changed = False
         self._dims_cache = None
-        try:
-            self._open(lock_timeout_s)
-        except BaseException:
-            self._release()
-            raise
+        super().__init__(path, mode=mode, lock_timeout_s=lock_timeout_s, busy_timeout_s=busy_timeout_s)
 
-    # ------------------------------------------------------------------ open
-    def _open(self, lock_timeout_s):
-        exists = os.path.exists(self.path)
-        if not exists and self.mode != "c":
-            raise CatalogError(self.path, "no such catalog file")
-        if exists:
-            # Validate read-only before taking a lock or opening for writing,
-            # so a foreign file is never touched (not even a lock beside it).
-            self._precheck_file()
-            conn = self._connect(readonly=True)
-            try:
-                state = self._inspect(conn)
-            finally:
-                conn.close()
-            if state == "empty" and self.mode != "c":
-                raise CatalogError(self.path, "SQLite database without a catalog (no tables)")
-            if self.mode == "r":
-                self._conn = self._connect(readonly=True)
-                self._conn.execute("PRAGMA query_only=ON")
-                return
-        self._acquire_lock(lock_timeout_s)
-        try:
-            exists = os.path.exists(self.path)  # may have appeared meanwhile
-            if exists:
-                self._precheck_file()
-            self._conn = self._connect(readonly=False)
-            conn = self._conn
-            state = self._inspect(conn) if exists else "empty"
-            if state == "empty":
-                if self.mode != "c":
-                    raise CatalogError(self.path, "SQLite database without a catalog (no tables)")
-                conn.execute("PRAGMA journal_mode=WAL")
-                self._create_schema()
-            else:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    logger.warning("%s: could not switch to WAL (journal_mode=%s)", self.path, mode)
-                self._migrate(state)
-            conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.DatabaseError as exc:
-            raise CatalogError(self.path, f"cannot open catalog for writing: {exc}") from None
+    def _initial_meta(self) -> dict:
+        return {"dims": {}}
 
-    def _precheck_file(self):
-        if os.path.isdir(self.path):
-            raise CatalogError(self.path, "is a directory, expected an SQLite file")
-        try:
-            with open(self.path, "rb") as fh:
-                head = fh.read(len(_SQLITE_MAGIC))
-        except OSError as exc:
-            raise CatalogError(self.path, f"cannot read: {exc.strerror or exc}") from None
-        if head and head != _SQLITE_MAGIC:
-            raise CatalogError(self.path, "not an SQLite database (bad header)")
-        if not head and self.mode != "c":
-            raise CatalogError(self.path, "empty file, not a catalog")
-
-    def _connect(self, *, readonly):
-        uri = "file:" + _uri_path(self.path) + ("?mode=ro" if readonly else "?mode=rwc")
-        try:
-            conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000
-            )
-        except sqlite3.Error as exc:
-            raise CatalogError(self.path, f"cannot open: {exc}") from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise CatalogError(self.path, f"not a usable SQLite database: {exc}") from None
-        return conn
-
-    def _inspect(self, conn):
-        """Validate the schema; return 'empty' (no tables) or the schema version."""
-        try:
-            names = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-                )
-            }
-            if not names:
-                return "empty"
-            if "meta" not in names:
-                shown = ", ".join(sorted(names)[:8])
-                raise CatalogError(
-                    self.path, f"not a recommender catalog: no 'meta' table (tables: {shown})"
-                )
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                raise CatalogError(self.path, "not a recommender catalog: meta has no schema_version")
-            try:
-                version = json.loads(row[0])
-            except (TypeError, ValueError):
-                version = None
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise CatalogError(self.path, f"invalid schema_version {row[0]!r} in meta")
-            if version > self.SCHEMA_VERSION:
-                raise CatalogError(
-                    self.path,
-                    f"catalog schema version {version} was written by a newer recommender; "
-                    f"this version reads up to {self.SCHEMA_VERSION}",
-                )
-            if version < self.SCHEMA_VERSION:
-                if self.mode == "r":
-                    raise CatalogError(
-                        self.path,
-                        f"catalog schema version {version} is older than {self.SCHEMA_VERSION}; "
-                        "open it once with mode='w' to upgrade",
-                    )
-                return version
-            for table, cols in _REQUIRED.items():
-                if table not in names:
-                    raise CatalogError(self.path, f"corrupt catalog: missing table {table!r}")
-                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                missing = sorted(cols - have)
-                if missing:
-                    raise CatalogError(
-                        self.path, f"corrupt catalog: table {table!r} lacks column(s) {missing}"
-                    )
-            return version
-        except sqlite3.DatabaseError as exc:
-            raise CatalogError(self.path, f"corrupt or not an SQLite database: {exc}") from None
-
-    def _create_schema(self):
-        now = time.time()
-        with self._write():
-            # (not executescript: it would COMMIT the open transaction first)
-            for stmt in _SCHEMA_V1.split(";"):
-                if stmt.strip():
-                    self._conn.execute(stmt)
-            self._put_meta(
-                schema_version=self.SCHEMA_VERSION,
-                created_at=now,
-                generation=0,
-                vectors_generation=0,
-                dims={},
-            )
-        logger.info("created catalog %s (schema %d)", self.path, self.SCHEMA_VERSION)
-
-    def _migrate(self, version):
-        while version < self.SCHEMA_VERSION:
-            step = _MIGRATIONS.get(version)
-            if step is None:
-                raise CatalogError(self.path, f"no upgrade path from schema version {version}")
-            with self._write():
-                step(self._conn)
-                self._put_meta(schema_version=version + 1)
-            version += 1
-
-    # ----------------------------------------------------------------- locks
-    @property
-    def lock_path(self) -> str:
-        """Sidecar file whose ``flock`` marks the single writer."""
-        return self.path + ".lock"
-
-    def _acquire_lock(self, timeout_s):
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise CatalogError(self.lock_path, f"cannot create lock file: {exc.strerror}") from None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise CatalogError(self.lock_path, f"cannot lock: {exc.strerror}") from None
-                if time.monotonic() >= deadline:
-                    holder = _read_pid(fd)
-                    os.close(fd)
-                    who = f"process {holder}" if holder else "another process"
-                    waited = f" after waiting {timeout_s:g} s" if timeout_s else ""
-                    raise IndexLockedError(
-                        self.path, f"catalog is being written by {who}{waited} (lock {self.lock_path})"
-                    ) from None
-                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass
-        self._lock_fd = fd
-
-    # ----------------------------------------------------------------- close
-    def _release(self):
-        if self._conn is not None:
-            try:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
-        if self._lock_fd is not None:
-            try:
-                os.ftruncate(self._lock_fd, 0)
-            except OSError:
-                pass
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
-
-    def close(self) -> None:
-        """Close the connection and release the writer lock (idempotent)."""
-        with self._rlock:
-            self._release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self._release()
-        except Exception:
-            pass
-
-    def __repr__(self):
-        state = "closed" if self._conn is None else f"mode={self.mode!r}"
-        return f"Catalog({self.path!r}, {state})"
-
-    @property
-    def closed(self) -> bool:
-        return self._conn is None
-
-    def _c(self):
-        if self._conn is None:
-            raise CatalogError(self.path, "catalog is closed")
-        return self._conn
-
-    # ----------------------------------------------------------- transactions
-    @contextlib.contextmanager
-    def _write(self):
-        """One write transaction (outermost) or a savepoint (nested)."""
-        if self.mode == "r":
-            raise CatalogError(self.path, "catalog is open read-only (mode='r')")
-        with self._rlock, self._db_errors():
-            conn = self._c()
-            if self._depth == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                self._changed = self._vectors_changed = False
-                self._depth = 1
-                try:
-                    yield conn
-                    if self._changed or self._vectors_changed:
-                        self._bump_generations()
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    self._dims_cache = None
-                    raise
-                finally:
-                    self._depth = 0
-                    self._changed = self._vectors_changed = False
-            else:
-                name = f"sp{self._depth}"
-                conn.execute(f"SAVEPOINT {name}")
-                self._depth += 1
-                changed, vchanged = self._changed, self._vectors_changed
-                try:
-                    yield conn
-                    conn.execute(f"RELEASE {name}")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute(f"ROLLBACK TO {name}")
-                        conn.execute(f"RELEASE {name}")
-                    self._changed, self._vectors_changed = changed, vchanged
-                    self._dims_cache = None
-                    raise
-                finally:
-                    self._depth -= 1
-
-    def _bump_generations(self):
-        row = dict(
-            self._conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('generation', 'vectors_generation')"
-            ).fetchall()
-        )
-        items = {"generation": int(json.loads(row.get("generation", "0"))) + 1}
-        if self._vectors_changed:
-            items["vectors_generation"] = int(json.loads(row.get("vectors_generation", "0"))) + 1
-        self._put_meta(**items)
-
-    @contextlib.contextmanager
-    def write_batch(self):
-        """Group many writes into one transaction (much faster than one each).
-
-        A failing :meth:`add_track` inside the batch is rolled back alone (it
-        runs in a savepoint) and its exception propagates; if that exception
-        leaves the ``with`` block, the whole batch is rolled back.  The
-        generation is bumped once per batch.
-
-        Examples
-        --------
-        >>> with cat.write_batch():  # doctest: +SKIP
-        ...     for rec, vecs in results:
-        ...         cat.add_track(rec, vectors=vecs)
-        """
-        with self._write():
-            yield self
-
-    @contextlib.contextmanager
-    def snapshot(self):
-        """Run several reads against one consistent snapshot.
-
-        Inside the block, a writer's commits in another process are not
-        visible (WAL snapshot isolation); every bulk read method already
-        runs in its own snapshot.
-        """
-        with self._rlock:
-            conn = self._c()
-            if conn.in_transaction or self._depth:
-                yield self
-                return
-            conn.execute("BEGIN")
-            try:
-                yield self
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("COMMIT")
+    def _forget_cached(self) -> None:
+        self._dims_cache = None
 
     # ------------------------------------------------------------------ meta
-    def _put_meta(self, **items):
-        self._conn.executemany(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [(k, _dumps(v)) for k, v in items.items()],
-        )
-
-    def get_meta(self, key, default=None):
-        """Return the JSON-decoded ``meta`` value of ``key`` (or ``default``)."""
-        rows = self._select("SELECT value FROM meta WHERE key=?", (key,))
-        row = rows[0] if rows else None
-        if row is None or row[0] is None:
-            return default
-        try:
-            return json.loads(row[0])
-        except ValueError:
-            raise CatalogError(self.path, f"meta[{key!r}] is not valid JSON") from None
-
-    def meta(self) -> dict:
-        """All ``meta`` items, JSON-decoded."""
-        rows = self._select("SELECT key, value FROM meta")
-        out = {}
-        for k, v in rows:
-            try:
-                out[k] = json.loads(v) if v is not None else None
-            except ValueError:
-                raise CatalogError(self.path, f"meta[{k!r}] is not valid JSON") from None
-        return out
-
     def set_meta(self, **items) -> None:
         """Store JSON-serialisable ``meta`` values (e.g. ``frontend={...}``).
 
@@ -630,31 +258,10 @@ class Catalog:
         if bad:
             raise ParameterError(f"set_meta({bad[0]}=...): {bad[0]!r} is managed by the catalog")
         if "dims" in items:
-            self._check_dims_value(items["dims"])
+            _check_dims_value(items["dims"])
         with self._write():
             self._put_meta(**items)
             self._dims_cache = None
-
-    @staticmethod
-    def _check_dims_value(dims):
-        if not isinstance(dims, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-            for k, v in dims.items()
-        ):
-            raise ParameterError(f"dims={dims!r}: must map space names to positive integers")
-
-    @property
-    def generation(self) -> int:
-        """Counter bumped by every write transaction changing tracks or vectors."""
-        return int(self.get_meta("generation", 0))
-
-    @property
-    def vectors_generation(self) -> int:
-        """Counter bumped when per-track vectors are added, replaced or removed.
-
-        FAISS files record this value; a mismatch means they are stale.
-        """
-        return int(self.get_meta("vectors_generation", 0))
 
     def _dims(self) -> dict:
         if self._dims_cache is None or self._depth == 0:
@@ -680,7 +287,7 @@ class Catalog:
             E.g. ``"index built with model musicnn (dim 200 for 'embedding'),
             this model gives dim 50"``.
         """
-        self._check_dims_value(dims)
+        _check_dims_value(dims)
         dims = {str(k): int(v) for k, v in dims.items()}
         have_model = self.get_meta("model_name")
         have_sha = self.get_meta("weights_sha256")
@@ -738,7 +345,7 @@ class Catalog:
             ``starts_s`` (n,), ``embeddings`` (n, D) and optionally ``probs``
             (n, C); stored as float32 / float16 / float16.
         descriptors : dict, optional
-            :data:`DESCRIPTOR_COLUMNS` go to real columns, every other key to
+            :data:`FILTER_COLUMNS` go to real columns, every other key to
             JSON (arrays become lists).
 
         Returns
@@ -746,10 +353,10 @@ class Catalog:
         int
             The stable track id.
         """
-        row = self._track_row(record)
-        vecs = self._prepare_vectors(vectors)
-        patch_row = self._prepare_patches(patches)
-        desc_row = self._prepare_descriptors(descriptors)
+        row = _track_row(record)
+        vecs = _prepare_vectors(vectors)
+        patch_row = _prepare_patches(patches)
+        desc_row = _prepare_descriptors(descriptors)
         now = time.time()
         cols = list(row)
         # SELECT-then-UPDATE/INSERT rather than INSERT ... ON CONFLICT: an
@@ -799,122 +406,13 @@ class Catalog:
             conn.execute("DELETE FROM descriptors WHERE track_id=?", (tid,))
             if desc_row is not None:
                 conn.execute(
-                    f"INSERT INTO descriptors(track_id, {', '.join(DESCRIPTOR_COLUMNS)}, data) "
-                    f"VALUES (?, {', '.join('?' * len(DESCRIPTOR_COLUMNS))}, ?)",
+                    f"INSERT INTO descriptors(track_id, {', '.join(FILTER_COLUMNS)}, data) "
+                    f"VALUES (?, {', '.join('?' * len(FILTER_COLUMNS))}, ?)",
                     (tid, *desc_row),
                 )
             conn.execute("DELETE FROM failures WHERE path=?", (row["path"],))
             self._changed = self._vectors_changed = True
         return int(tid)
-
-    def _track_row(self, record) -> dict:
-        if not isinstance(record, dict):
-            raise ParameterError(f"record={type(record).__name__}: must be a dict")
-        unknown = sorted(set(record) - set(TRACK_COLUMNS))
-        if unknown:
-            raise ParameterError(
-                f"record has unknown key(s) {unknown}: allowed are {list(TRACK_COLUMNS)}"
-            )
-        path = record.get("path")
-        if path is None or not str(os.fspath(path)):
-            raise ParameterError("record['path']: required, a non-empty path")
-        row = dict.fromkeys(TRACK_COLUMNS)  # full replacement: absent keys become NULL
-        for k, v in record.items():
-            if isinstance(v, np.generic):
-                v = v.item()
-            if k == "path":
-                v = os.fspath(v)
-            elif k == "sampling" and v is not None:
-                v = _dumps(v)
-            elif k in ("size", "mtime_ns", "year", "track_no", "n_patches") and v is not None:
-                try:
-                    if isinstance(v, float) and not v.is_integer():
-                        raise ValueError
-                    v = int(v)
-                except (TypeError, ValueError):
-                    raise ParameterError(f"record[{k!r}]={v!r}: must be an integer") from None
-            elif k == "duration_s" and v is not None:
-                try:
-                    v = float(v)
-                except (TypeError, ValueError):
-                    raise ParameterError(f"record['duration_s']={v!r}: must be a number") from None
-            row[k] = v
-        return row
-
-    def _prepare_vectors(self, vectors) -> dict:
-        if not isinstance(vectors, dict):
-            raise ParameterError(f"vectors={type(vectors).__name__}: must be a dict space -> array")
-        out = {}
-        for space, v in vectors.items():
-            if not isinstance(space, str) or not space:
-                raise ParameterError(f"vectors key {space!r}: space names are non-empty strings")
-            out[space] = _as_float32_vector(space, v)
-        return out
-
-    @staticmethod
-    def _prepare_patches(patches):
-        if patches is None:
-            return None
-        if not isinstance(patches, dict):
-            raise ParameterError("patches: must be a dict with 'starts_s', 'embeddings', 'probs'")
-        try:
-            starts = np.asarray(patches["starts_s"], dtype=np.float32).reshape(-1)
-            emb = np.asarray(patches["embeddings"], dtype=np.float32)
-            probs = patches.get("probs")
-            probs = None if probs is None else np.asarray(probs, dtype=np.float32)
-        except KeyError as exc:
-            raise ParameterError(f"patches: missing {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"patches: not numeric ({exc})") from None
-        n = starts.shape[0]
-        if emb.ndim != 2 or emb.shape[0] != n:
-            raise ParameterError(
-                f"patches['embeddings'] has shape {emb.shape}: expected ({n}, D) for {n} start times"
-            )
-        if probs is not None and (probs.ndim != 2 or probs.shape[0] != n):
-            raise ParameterError(f"patches['probs'] has shape {probs.shape}: expected ({n}, C)")
-        with np.errstate(over="ignore"):  # overflow -> inf, reported below
-            e16 = emb.astype("<f2")
-            p16 = None if probs is None else probs.astype("<f2")
-        for name, a in (("starts_s", starts), ("embeddings", e16), ("probs", p16)):
-            if a is not None and not np.all(np.isfinite(a)):
-                raise ParameterError(f"patches[{name!r}]: contains NaN/inf (or exceeds float16 range)")
-        return (
-            n,
-            emb.shape[1],
-            0 if probs is None else probs.shape[1],
-            starts.astype("<f4").tobytes(),
-            e16.tobytes(),
-            None if p16 is None else p16.tobytes(),
-        )
-
-    @staticmethod
-    def _prepare_descriptors(descriptors):
-        if descriptors is None:
-            return None
-        if not isinstance(descriptors, dict):
-            raise ParameterError("descriptors: must be a dict")
-        vals = []
-        for c in DESCRIPTOR_COLUMNS:
-            v = descriptors.get(c)
-            if isinstance(v, np.generic):
-                v = v.item()
-            if v is not None and c in ("key", "mode"):
-                v = str(v)
-            elif v is not None:
-                try:
-                    v = float(v)
-                except (TypeError, ValueError):
-                    raise ParameterError(f"descriptors[{c!r}]={v!r}: must be a number") from None
-                if math.isnan(v):
-                    v = None
-            vals.append(v)
-        extra = {k: v for k, v in descriptors.items() if k not in DESCRIPTOR_COLUMNS}
-        for k in extra:
-            if not isinstance(k, str):
-                raise ParameterError(f"descriptors key {k!r}: must be a string")
-        vals.append(_dumps(extra))
-        return tuple(vals)
 
     def move_track(self, track_id, *, new_path, size, mtime_ns) -> None:
         """Record that a track's file moved (recognised by its content hash).
@@ -981,18 +479,6 @@ class Catalog:
             conn.execute("DELETE FROM failures WHERE path=?", (os.fspath(path),))
 
     # ----------------------------------------------------------------- reads
-    @contextlib.contextmanager
-    def _db_errors(self):
-        """Report SQLite failures (corruption, disk full, I/O) as CatalogError."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise CatalogError(self.path, f"SQLite error: {exc}") from exc
-
-    def _select(self, sql, params=()):
-        with self._rlock, self._db_errors():
-            return self._c().execute(sql, params).fetchall()
-
     def failures(self) -> pd.DataFrame:
         """Recorded failures: columns path, reason, size, mtime_ns, failed_at."""
         rows = self._select("SELECT path, reason, size, mtime_ns, failed_at FROM failures ORDER BY path")
@@ -1033,14 +519,24 @@ class Catalog:
         rows = self._select(self._TRACK_SELECT + " WHERE content_hash=? ORDER BY id", (content_hash,))
         return [self._row_to_dict(r) for r in rows]
 
-    def tracks(self, *, columns=None) -> pd.DataFrame:
-        """All tracks as a DataFrame indexed by id.
+    def tracks(self, ids=None, *, columns=None) -> pd.DataFrame:
+        """Tracks as a DataFrame indexed by id, in one read.
 
         Parameters
         ----------
+        ids : array_like of int, optional
+            Tracks to read, returned in this order; default all tracks,
+            sorted by id.
         columns : list of str, optional
             Subset of track columns (default all); ``sampling`` is decoded
             from JSON when included.
+
+        Raises
+        ------
+        NotInIndexError
+            A requested id is not in the catalog.
+        ParameterError
+            An unknown column.
         """
         cols = [c for c in _ALL_TRACK_COLUMNS if c != "id"] if columns is None else list(columns)
         bad = sorted(set(cols) - set(_ALL_TRACK_COLUMNS))
@@ -1048,20 +544,47 @@ class Catalog:
             raise ParameterError(f"columns={bad}: unknown; allowed are {list(_ALL_TRACK_COLUMNS)}")
         cols = [c for c in cols if c != "id"]
         sel = ", ".join(["id"] + cols)
-        rows = self._select(f"SELECT {sel} FROM tracks ORDER BY id")
+        if ids is None:
+            rows = self._select(f"SELECT {sel} FROM tracks ORDER BY id")
+        else:
+            rows = self._rows_in_order(f"SELECT {sel} FROM tracks", ids)
         data = {c: [r[i + 1] for r in rows] for i, c in enumerate(cols)}
         if "sampling" in data:
             data["sampling"] = [json.loads(v) if v is not None else None for v in data["sampling"]]
         index = pd.Index([r[0] for r in rows], dtype="int64", name="id")
         return _typed_frame(data, index, cols)
 
+    def track_rows(self, ids) -> dict:
+        """``{id: row}`` for the given ids in one read: the rows :meth:`track`
+        gives (plain Python values, ``None`` for NULL), in the order of ``ids``.
+
+        Raises
+        ------
+        NotInIndexError
+            A requested id is not in the catalog.
+        """
+        rows = self._rows_in_order(self._TRACK_SELECT, ids)
+        return {int(r[0]): self._row_to_dict(r) for r in rows}
+
+    def _rows_in_order(self, select, ids) -> list:
+        """Rows of ``select`` (whose first column is ``id``) for ``ids``, in that order."""
+        want = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+        if not want:
+            return []
+        rows = self._select(select + " WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(want),))
+        by_id = {r[0]: r for r in rows}
+        missing = [i for i in want if i not in by_id]
+        if missing:
+            raise NotInIndexError(f"track id(s) {missing[:5]} are not in {self.path}")
+        return [by_id[i] for i in want]
+
     def file_states(self) -> dict:
-        """``{path: (id, size, mtime_ns, content_hash, analysis_key)}`` for all tracks.
+        """``{path: FileState(id, size, mtime_ns, content_hash, analysis_key)}`` for all tracks.
 
         One query, suited to comparing a 10k+ file scan against the catalog.
         """
         rows = self._select("SELECT path, id, size, mtime_ns, content_hash, analysis_key FROM tracks")
-        return {r[0]: r[1:] for r in rows}
+        return {r[0]: FileState._make(r[1:]) for r in rows}
 
     def ids(self) -> np.ndarray:
         """All track ids, sorted, as int64."""
@@ -1089,70 +612,10 @@ class Catalog:
             A requested id has no vector in ``space``.
         """
         with self._db_errors(), self.snapshot():
-            dims = self._dims()
-            conn = self._c()
+            d = self._dims().get(space)
             if ids is None:
-                n = conn.execute("SELECT COUNT(*) FROM vectors WHERE space=?", (space,)).fetchone()[0]
-                cur = conn.execute(
-                    "SELECT track_id, data FROM vectors WHERE space=? ORDER BY track_id", (space,)
-                )
-                want = None
-            else:
-                want = np.asarray(ids, dtype=np.int64).reshape(-1)
-                n = None
-                cur = conn.execute(
-                    "SELECT track_id, data FROM vectors WHERE space=? AND track_id IN "
-                    "(SELECT value FROM json_each(?))",
-                    (space, json.dumps(want.tolist())),
-                )
-            d = dims.get(space)
-            if n is None:
-                rows = cur.fetchall()
-                out_ids, X = self._decode_rows(rows, d, space)
-                pos = {int(t): i for i, t in enumerate(out_ids)}
-                missing = [int(t) for t in want if int(t) not in pos]
-                if missing:
-                    raise NotInIndexError(
-                        f"track id(s) {missing[:5]} have no {space!r} vector in {self.path}"
-                    )
-                order = np.fromiter((pos[int(t)] for t in want), dtype=np.int64, count=len(want))
-                return want.copy(), X[order] if len(order) else X
-            if d is None:
-                first = conn.execute("SELECT data FROM vectors WHERE space=? LIMIT 1", (space,)).fetchone()
-                d = len(first[0]) // 4 if first else 0
-            out_ids = np.empty(n, dtype=np.int64)
-            X = np.empty((n, d), dtype=np.float32)
-            i = 0
-            while True:
-                chunk = cur.fetchmany(8192)
-                if not chunk:
-                    break
-                cid, cX = self._decode_rows(chunk, d, space)
-                j = i + len(chunk)
-                if j > n:
-                    raise CatalogError(self.path, f"{space!r}: row count changed during read")
-                out_ids[i:j] = cid
-                X[i:j] = cX
-                i = j
-            if i != n:
-                raise CatalogError(self.path, f"{space!r}: row count changed during read")
-            return out_ids, X
-
-    def _decode_rows(self, rows, d, space):
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty((0, d or 0), dtype=np.float32)
-        blobs = [r[1] for r in rows]
-        if d is None:
-            d = len(blobs[0]) // 4
-        buf = b"".join(blobs)
-        if len(buf) != len(blobs) * d * 4 or any(len(b) != d * 4 for b in blobs):
-            bad = next(r[0] for r in rows if len(r[1]) != d * 4)
-            raise CatalogError(
-                self.path, f"corrupt vector: track {bad} space {space!r} is not {d} float32 values"
-            )
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        X = np.frombuffer(buf, dtype="<f4").reshape(len(rows), d).astype(np.float32, copy=True)
-        return ids, X
+                return _read_all_vectors(self._c(), self.path, space, d)
+            return _read_vectors_of(self._c(), self.path, space, d, ids)
 
     def patch_vectors(self, track_id) -> dict:
         """Per-patch data of one track.
@@ -1189,15 +652,15 @@ class Catalog:
 
     def descriptors(self, ids=None) -> pd.DataFrame:
         """MIR descriptors indexed by track id (JSON extras expanded to columns)."""
-        sql = f"SELECT track_id, {', '.join(DESCRIPTOR_COLUMNS)}, data FROM descriptors"
+        sql = f"SELECT track_id, {', '.join(FILTER_COLUMNS)}, data FROM descriptors"
         params = ()
         if ids is not None:
             sql += " WHERE track_id IN (SELECT value FROM json_each(?))"
             params = (json.dumps([int(i) for i in np.asarray(ids).reshape(-1)]),)
         rows = self._select(sql + " ORDER BY track_id", params)
-        data = {c: [r[i + 1] for r in rows] for i, c in enumerate(DESCRIPTOR_COLUMNS)}
+        data = {c: [r[i + 1] for r in rows] for i, c in enumerate(FILTER_COLUMNS)}
         index = pd.Index([r[0] for r in rows], dtype="int64", name="track_id")
-        base = _typed_frame(data, index, list(DESCRIPTOR_COLUMNS))
+        base = _typed_frame(data, index, list(FILTER_COLUMNS))
         extras = [json.loads(r[-1]) if r[-1] else {} for r in rows]
         if any(extras):
             ext = pd.DataFrame(extras, index=base.index)
@@ -1233,14 +696,176 @@ class Catalog:
             return False
         return bool(self._select("SELECT 1 FROM tracks WHERE id=?", (tid,)))
 
-    def integrity_check(self) -> list:
-        """Run SQLite's ``PRAGMA integrity_check`` and foreign-key check.
 
-        Returns a list of problems (empty when the file is sound).
-        """
-        problems = [r[0] for r in self._select("PRAGMA integrity_check") if r[0] != "ok"]
-        problems += [f"foreign key: {r}" for r in self._select("PRAGMA foreign_key_check")]
-        return problems
+# ------------------------------------------------------------------ row helpers
+def _track_row(record) -> dict:
+    if not isinstance(record, dict):
+        raise ParameterError(f"record={type(record).__name__}: must be a dict")
+    unknown = sorted(set(record) - set(TRACK_COLUMNS))
+    if unknown:
+        raise ParameterError(
+            f"record has unknown key(s) {unknown}: allowed are {list(TRACK_COLUMNS)}"
+        )
+    path = record.get("path")
+    if path is None or not str(os.fspath(path)):
+        raise ParameterError("record['path']: required, a non-empty path")
+    row = dict.fromkeys(TRACK_COLUMNS)  # full replacement: absent keys become NULL
+    for k, v in record.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if k == "path":
+            v = os.fspath(v)
+        elif k == "sampling" and v is not None:
+            v = dumps(v)
+        elif k in ("size", "mtime_ns", "year", "track_no", "n_patches") and v is not None:
+            try:
+                if isinstance(v, float) and not v.is_integer():
+                    raise ValueError
+                v = int(v)
+            except (TypeError, ValueError):
+                raise ParameterError(f"record[{k!r}]={v!r}: must be an integer") from None
+        elif k == "duration_s" and v is not None:
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ParameterError(f"record['duration_s']={v!r}: must be a number") from None
+        row[k] = v
+    return row
+
+
+def _prepare_vectors(vectors) -> dict:
+    if not isinstance(vectors, dict):
+        raise ParameterError(f"vectors={type(vectors).__name__}: must be a dict space -> array")
+    out = {}
+    for space, v in vectors.items():
+        if not isinstance(space, str) or not space:
+            raise ParameterError(f"vectors key {space!r}: space names are non-empty strings")
+        out[space] = _as_float32_vector(space, v)
+    return out
+
+
+def _prepare_patches(patches):
+    if patches is None:
+        return None
+    if not isinstance(patches, dict):
+        raise ParameterError("patches: must be a dict with 'starts_s', 'embeddings', 'probs'")
+    try:
+        starts = np.asarray(patches["starts_s"], dtype=np.float32).reshape(-1)
+        emb = np.asarray(patches["embeddings"], dtype=np.float32)
+        probs = patches.get("probs")
+        probs = None if probs is None else np.asarray(probs, dtype=np.float32)
+    except KeyError as exc:
+        raise ParameterError(f"patches: missing {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"patches: not numeric ({exc})") from None
+    n = starts.shape[0]
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ParameterError(
+            f"patches['embeddings'] has shape {emb.shape}: expected ({n}, D) for {n} start times"
+        )
+    if probs is not None and (probs.ndim != 2 or probs.shape[0] != n):
+        raise ParameterError(f"patches['probs'] has shape {probs.shape}: expected ({n}, C)")
+    with np.errstate(over="ignore"):  # overflow -> inf, reported below
+        e16 = emb.astype("<f2")
+        p16 = None if probs is None else probs.astype("<f2")
+    for name, a in (("starts_s", starts), ("embeddings", e16), ("probs", p16)):
+        if a is not None and not np.all(np.isfinite(a)):
+            raise ParameterError(f"patches[{name!r}]: contains NaN/inf (or exceeds float16 range)")
+    return (
+        n,
+        emb.shape[1],
+        0 if probs is None else probs.shape[1],
+        starts.astype("<f4").tobytes(),
+        e16.tobytes(),
+        None if p16 is None else p16.tobytes(),
+    )
+
+
+def _prepare_descriptors(descriptors):
+    if descriptors is None:
+        return None
+    if not isinstance(descriptors, dict):
+        raise ParameterError("descriptors: must be a dict")
+    vals = []
+    for c in FILTER_COLUMNS:
+        v = descriptors.get(c)
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is not None and c in ("key", "mode"):
+            v = str(v)
+        elif v is not None:
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ParameterError(f"descriptors[{c!r}]={v!r}: must be a number") from None
+            if math.isnan(v):
+                v = None
+        vals.append(v)
+    extra = {k: v for k, v in descriptors.items() if k not in FILTER_COLUMNS}
+    for k in extra:
+        if not isinstance(k, str):
+            raise ParameterError(f"descriptors key {k!r}: must be a string")
+    vals.append(dumps(extra))
+    return tuple(vals)
+
+
+def _decode_rows(path, rows, d, space):
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty((0, d or 0), dtype=np.float32)
+    blobs = [r[1] for r in rows]
+    if d is None:
+        d = len(blobs[0]) // 4
+    buf = b"".join(blobs)
+    if len(buf) != len(blobs) * d * 4 or any(len(b) != d * 4 for b in blobs):
+        bad = next(r[0] for r in rows if len(r[1]) != d * 4)
+        raise CatalogError(
+            path, f"corrupt vector: track {bad} space {space!r} is not {d} float32 values"
+        )
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    X = np.frombuffer(buf, dtype="<f4").reshape(len(rows), d).astype(np.float32, copy=True)
+    return ids, X
+
+
+def _read_vectors_of(conn, path, space, d, ids):
+    """``(ids, X)`` of the tracks ``ids`` (in that order) in ``space``."""
+    want = np.asarray(ids, dtype=np.int64).reshape(-1)
+    rows = conn.execute(
+        "SELECT track_id, data FROM vectors WHERE space=? AND track_id IN (SELECT value FROM json_each(?))",
+        (space, json.dumps(want.tolist())),
+    ).fetchall()
+    out_ids, X = _decode_rows(path, rows, d, space)
+    pos = {int(t): i for i, t in enumerate(out_ids)}
+    missing = [int(t) for t in want if int(t) not in pos]
+    if missing:
+        raise NotInIndexError(f"track id(s) {missing[:5]} have no {space!r} vector in {path}")
+    order = np.fromiter((pos[int(t)] for t in want), dtype=np.int64, count=len(want))
+    return want.copy(), X[order] if len(order) else X
+
+
+def _read_all_vectors(conn, path, space, d):
+    """``(ids, X)`` of every track with a vector in ``space``, sorted by id, read in chunks."""
+    n = conn.execute("SELECT COUNT(*) FROM vectors WHERE space=?", (space,)).fetchone()[0]
+    cur = conn.execute("SELECT track_id, data FROM vectors WHERE space=? ORDER BY track_id", (space,))
+    if d is None:
+        first = conn.execute("SELECT data FROM vectors WHERE space=? LIMIT 1", (space,)).fetchone()
+        d = len(first[0]) // 4 if first else 0
+    out_ids = np.empty(n, dtype=np.int64)
+    X = np.empty((n, d), dtype=np.float32)
+    i = 0
+    while True:
+        chunk = cur.fetchmany(8192)
+        if not chunk:
+            break
+        cid, cX = _decode_rows(path, chunk, d, space)
+        j = i + len(chunk)
+        if j > n:
+            raise CatalogError(path, f"{space!r}: row count changed during read")
+        out_ids[i:j] = cid
+        X[i:j] = cX
+        i = j
+    if i != n:
+        raise CatalogError(path, f"{space!r}: row count changed during read")
+    return out_ids, X
 
 
 _INT_COLUMNS = frozenset({"size", "mtime_ns", "year", "track_no", "n_patches"})
@@ -1261,17 +886,3 @@ def _typed_frame(data: dict, index, cols) -> pd.DataFrame:
         else:
             out[c] = list(v)  # pandas' default text dtype
     return pd.DataFrame(out, index=index, columns=cols)
-
-
-def _uri_path(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(os.path.abspath(path))
-
-
-def _read_pid(fd):
-    try:
-        data = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        return int(data) if data.isdigit() else None
-    except OSError:
-        return None

@@ -33,17 +33,10 @@ import json
 import logging
 import math
 import os
-import tempfile
 
-# FAISS's OpenMP threads spin while idle by default; on a small machine
-# (2 cores) the spinning competes with OpenBLAS and the next parallel region:
-# measured 2-4x slower k-means and builds.  Only takes effect if no OpenMP
-# runtime is loaded yet, and never overrides a user's setting.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import faiss  # noqa: E402
 import numpy as np
 
+from .._utils import atomic_write, atomic_write_bytes, check_int, cpu_count, sha256_file
 from ..errors import IndexFileError, NotInIndexError, ParameterError, RecommenderError, StaleIndexError
 
 __all__ = [
@@ -90,19 +83,31 @@ _RESERVED_SIDECAR = frozenset(
 _threads_configured = False
 
 
-def _available_cpus() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    try:  # cgroup v2 CPU quota (containers)
-        with open("/sys/fs/cgroup/cpu.max") as fh:
-            quota, period = fh.read().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
+def _load_faiss():
+    """Import FAISS on first use (module global ``faiss``).
+
+    FAISS's OpenMP threads spin while idle by default; on a small machine
+    (2 cores) the spinning competes with OpenBLAS and the next parallel
+    region: measured 2-4x slower k-means and builds.  The OpenMP runtime
+    bundled with FAISS reads ``OMP_WAIT_POLICY`` once, when it is loaded, so
+    the passive policy is set here, just before the first ``import faiss``,
+    and never over a user's own setting: importing this module changes
+    nothing in the process.
+    """
+    global faiss
+    mod = globals().get("faiss")
+    if mod is None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        import faiss as mod
+
+        globals()["faiss"] = mod
+    return mod
+
+
+def __getattr__(name):  # ``recommender.store.faiss_index.faiss``: the (lazily imported) module
+    if name == "faiss":
+        return _load_faiss()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_num_threads(n=None) -> int:
@@ -112,18 +117,23 @@ def set_num_threads(n=None) -> int:
     container limited to 2 CPUs oversubscribes badly.  Called automatically
     (unless ``OMP_NUM_THREADS`` is set) the first time an index is built or
     loaded.  Returns the count set.
+
+    Raises
+    ------
+    ParameterError
+        ``n`` is not a positive integer or ``None``.
     """
     global _threads_configured
     if n is None:
-        n = _available_cpus()
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ParameterError(f"n={n!r}: must be a positive integer or None")
-    faiss.omp_set_num_threads(int(n))
+        n = cpu_count()
+    n = check_int("n", n, min=1)
+    _load_faiss().omp_set_num_threads(n)
     _threads_configured = True
-    return int(n)
+    return n
 
 
 def _auto_threads():
+    _load_faiss()
     if not _threads_configured and "OMP_NUM_THREADS" not in os.environ:
         set_num_threads(None)
 
@@ -154,18 +164,12 @@ def choose_index(n, d) -> str:
     >>> choose_index(10_000, 200), choose_index(1_000_000, 200)
     ('flat', 'hnsw')
     """
-    n, d = _check_int("n", n, minimum=0), _check_int("d", d, minimum=1)
+    n, d = check_int("n", n, min=0), check_int("d", d, min=1)
     if n < FLAT_MAX_N:
         return "flat"
     if n < HNSW_MAX_N:
         return "hnsw"
     return "ivfpq"
-
-
-def _check_int(name, value, *, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name}={value!r}: must be an integer >= {minimum}")
-    return int(value)
 
 
 def _ivf_shape(n, d, params):
@@ -217,7 +221,7 @@ class VectorIndex:
     """
 
     def __init__(self, dim, *, kind="auto", metric="cosine", **params):
-        self._dim = _check_int("dim", dim, minimum=1)
+        self._dim = check_int("dim", dim, min=1)
         if kind != "auto" and kind not in _KINDS:
             raise ParameterError(f"kind={kind!r}: must be 'auto', 'flat', 'hnsw' or 'ivfpq'")
         if metric != "cosine":
@@ -230,7 +234,7 @@ class VectorIndex:
             )
         for name in ("M", "ef_construction", "ef_search", "nlist", "pq_m", "nprobe", "k_factor"):
             if params.get(name) is not None:
-                _check_int(name, params[name], minimum=1)
+                check_int(name, params[name], min=1)
         self._requested_kind = kind
         self._kind = None if kind == "auto" else kind
         self._metric = metric
@@ -324,7 +328,7 @@ class VectorIndex:
         """
         X = _as_2d(X, "X")
         self = cls(X.shape[1], kind=kind, **params)
-        self._random_state = _check_int("random_state", random_state, minimum=0)
+        self._random_state = check_int("random_state", random_state, min=0)
         self.add(ids, X)
         return self
 
@@ -390,16 +394,16 @@ class VectorIndex:
         if ef_search is not None:
             if self._kind != "hnsw":
                 raise ParameterError(f"ef_search: applies to kind='hnsw', not {self._kind!r}")
-            base.hnsw.efSearch = self._params["ef_search"] = _check_int("ef_search", ef_search, minimum=1)
+            base.hnsw.efSearch = self._params["ef_search"] = check_int("ef_search", ef_search, min=1)
         if nprobe is not None or k_factor is not None:
             if self._kind != "ivfpq":
                 raise ParameterError(f"nprobe/k_factor: apply to kind='ivfpq', not {self._kind!r}")
             if nprobe is not None:
-                faiss.extract_index_ivf(base).nprobe = self._params["nprobe"] = _check_int(
-                    "nprobe", nprobe, minimum=1
+                faiss.extract_index_ivf(base).nprobe = self._params["nprobe"] = check_int(
+                    "nprobe", nprobe, min=1
                 )
             if k_factor is not None:
-                base.k_factor = self._params["k_factor"] = _check_int("k_factor", k_factor, minimum=1)
+                base.k_factor = self._params["k_factor"] = check_int("k_factor", k_factor, min=1)
 
     def search(self, Q, k):
         """The ``k`` most similar vectors to each query.
@@ -419,7 +423,7 @@ class VectorIndex:
         ids : np.ndarray, int64, shape (nq, k)
             ``-1`` where fewer than ``k`` were found.
         """
-        k = _check_int("k", k, minimum=1)
+        k = check_int("k", k, min=1)
         Q = _as_2d(Q, "Q", allow_1d=True)
         if Q.shape[1] != self._dim:
             raise ParameterError(f"Q has dim {Q.shape[1]}: this index has dim {self._dim}")
@@ -487,18 +491,14 @@ class VectorIndex:
         if clash:
             raise ParameterError(f"meta key(s) {clash}: reserved for the sidecar")
         path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=d)
-        os.close(fd)
-        try:
-            _umask_perms(tmp)
+        written = {}
+
+        def write(tmp):
             faiss.write_index(self._index, tmp)
-            sha, size = _sha256_file(tmp, fsync=True)
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink_quiet(tmp)
-            raise
-        _fsync_dir(d)
+            written["sha"], written["size"] = sha256_file(tmp), os.path.getsize(tmp)
+
+        atomic_write(path, write, binary=None)  # fsync'ed before the rename
+        sha, size = written["sha"], written["size"]
         side = {
             **meta,
             "format": _SIDECAR_FORMAT,
@@ -515,7 +515,7 @@ class VectorIndex:
             text = json.dumps(side, sort_keys=True, indent=1, allow_nan=False) + "\n"
         except (TypeError, ValueError) as exc:
             raise ParameterError(f"meta: must be JSON serialisable ({exc})") from None
-        _atomic_write_bytes(path + ".json", text.encode("utf-8"))
+        atomic_write_bytes(path + ".json", text.encode("utf-8"))
 
     @classmethod
     def read_sidecar(cls, path) -> dict:
@@ -715,53 +715,3 @@ def _sha256_fileobj(fh):
         h.update(b)
         size += len(b)
     return h.hexdigest(), size
-
-
-def _sha256_file(path, *, fsync=False):
-    with open(path, "rb+" if fsync else "rb") as fh:
-        if fsync:
-            os.fsync(fh.fileno())
-        return _sha256_fileobj(fh)
-
-
-def _atomic_write_bytes(path, data: bytes):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        _umask_perms(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-    _fsync_dir(d)
-
-
-def _umask_perms(p):
-    """mkstemp creates 0600; give the final file the usual umask-based mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(p, 0o666 & ~mask)
-
-
-def _fsync_dir(d):
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quiet(p):
-    try:
-        os.unlink(p)
-    except OSError:
-        pass

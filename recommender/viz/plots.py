@@ -18,7 +18,7 @@ down to at most :data:`MAX_COLUMNS` time columns per picture.
 
 Examples
 --------
->>> from recommender import plots
+>>> from recommender.viz import plots
 >>> fig = plots.spectrogram("song.mp3", out="song_mel.png")      # doctest: +SKIP
 >>> plots.plot("song.mp3", kind="taggram", out="song_tags.png")  # doctest: +SKIP
 """
@@ -29,12 +29,13 @@ import os
 
 import numpy as np
 
+from .._utils import PITCH_CLASSES, atomic_write, check_choice, check_int
+from ..descriptors import DESCRIPTOR_SR, load_for_descriptors
 from ..errors import ParameterError
+from . import KINDS  # the picture kinds of plot(), defined matplotlib-free in recommender.viz
 
-__all__ = ["KINDS", "plot", "waveform", "spectrogram", "mfcc", "chroma", "taggram", "save"]
+__all__ = ["KINDS", "plot", "waveform", "spectrogram", "mfcc", "chroma", "taggram", "figure", "save"]
 
-#: The picture kinds of :func:`plot`.
-KINDS = ("waveform", "spectrogram", "mfcc", "chroma", "taggram")
 #: Time columns drawn at most (longer inputs are averaged over frames).
 MAX_COLUMNS = 2400
 N_FFT = 2048
@@ -43,68 +44,82 @@ CHROMA_N_FFT = 4096
 N_MELS = 128
 N_MFCC = 20
 DPI = 100
-_PITCHES = ["C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B"]
+#: Display labels of the pitch classes (:data:`recommender._utils.PITCH_CLASSES` with a real sharp sign).
+_PITCHES = [p.replace("#", "\u266f") for p in PITCH_CLASSES]
+
+
+# --------------------------------------------------------------------------
+# the figure factory (every picture of the package is drawn through these two)
+
+
+def figure(figsize=(10.0, 4.0), *, dpi=DPI, layout="constrained"):
+    """A new matplotlib Figure on its own Agg canvas (no pyplot, no global backend).
+
+    Parameters
+    ----------
+    figsize : (float, float)
+        Width and height in inches.
+    dpi : int
+        Dots per inch (default :data:`DPI`, 100).
+    layout : str or None
+        matplotlib layout engine (default ``"constrained"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Draw on it with ``fig.add_subplot()``; save it with :func:`save`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+
+def save(fig, out, *, dpi=DPI) -> str:
+    """Save ``fig`` to ``out`` atomically; the format follows the extension (default PNG).
+
+    The picture is written to a temporary file in the same folder, fsynced and
+    renamed (:func:`recommender._utils.atomic_write`): a half-written picture
+    never appears.  Missing parent folders are created.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    out : path-like
+        Destination; ``.png``, ``.svg``, ``.pdf``... (no extension: PNG).
+    dpi : int
+        Dots per inch of raster formats (default :data:`DPI`).
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be created or written.
+    """
+    out = os.fspath(out)
+    ext = os.path.splitext(out)[1].lower().lstrip(".") or "png"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, format=ext, dpi=dpi), binary=None)
+    return out
 
 
 # --------------------------------------------------------------------------
 # helpers
 
 
-def _figure(figsize=(10.0, 4.0)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save(fig, out) -> str:
-    """Save ``fig`` to ``out`` atomically; the format follows the extension (default PNG).
-
-    Returns the path written.
-    """
-    out = os.fspath(out)
-    ext = os.path.splitext(out)[1].lower().lstrip(".") or "png"
-    d = os.path.dirname(os.path.abspath(out))
-    os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, f".{os.path.basename(out)}.{os.getpid()}.part")
-    try:
-        fig.savefig(tmp, format=ext, dpi=DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-    return out
-
-
-def _load(source, sr):
-    """(mono float32 waveform at DESCRIPTOR_SR, display name)."""
-    from ..descriptors import summary as d
-
-    if isinstance(source, (str, os.PathLike)):
-        if sr is not None:
-            raise ParameterError("sr: only for waveforms; a file is decoded at its own rate")
-        from ..io import audio
-
-        return audio.load(source, sr=d.DESCRIPTOR_SR), os.path.basename(os.fspath(source))
-    if sr is None:
-        raise ParameterError("sr=None: give the sample rate of the waveform")
-    y = np.asarray(source)
-    if y.ndim == 2:
-        from ..io import audio
-
-        y = audio.to_mono(y)
-    y = d._as_mono(y, sr)
-    return y, None
-
-
-def _check_nonempty(y, name):
+def _signal(source, sr):
+    """(mono float32 waveform at DESCRIPTOR_SR, display name or None, duration in s) of a file or waveform."""
+    y, path = load_for_descriptors(source, sr)
     if y.size == 0:
-        raise ParameterError(f"{name}: holds no audio samples")
+        raise ParameterError("source: holds no audio samples")
+    return y, os.path.basename(path) if path else None, y.size / DESCRIPTOR_SR
 
 
 def _pool_columns(S: np.ndarray, hop_s: float):
@@ -174,13 +189,9 @@ def waveform(source, *, sr=None, out=None, title=None, figsize=(10.0, 3.2)):
     -------
     matplotlib.figure.Figure
     """
-    from ..descriptors import summary as d
-
-    y, name = _load(source, sr)
-    _check_nonempty(y, "source")
-    sr_ = d.DESCRIPTOR_SR
-    dur = y.size / sr_
-    fig = _figure(figsize)
+    y, name, dur = _signal(source, sr)
+    sr_ = DESCRIPTOR_SR
+    fig = figure(figsize)
     ax = fig.add_subplot()
     n_bins = min(y.size, 2 * MAX_COLUMNS)
     per = max(1, y.size // n_bins)
@@ -207,9 +218,7 @@ def waveform(source, *, sr=None, out=None, title=None, figsize=(10.0, 3.2)):
 def _mel_db(y):
     import librosa
 
-    from ..descriptors import summary as d
-
-    S = librosa.feature.melspectrogram(S=_stft_power(y, N_FFT), sr=d.DESCRIPTOR_SR, n_fft=N_FFT, n_mels=N_MELS)
+    S = librosa.feature.melspectrogram(S=_stft_power(y, N_FFT), sr=DESCRIPTOR_SR, n_fft=N_FFT, n_mels=N_MELS)
     return librosa.power_to_db(S, ref=np.max(S) if np.max(S) > 0 else 1.0, top_db=80.0)
 
 
@@ -225,15 +234,11 @@ def spectrogram(source, *, sr=None, out=None, title=None, figsize=(10.0, 4.0), c
     """
     import librosa
 
-    from ..descriptors import summary as d
-
-    y, name = _load(source, sr)
-    _check_nonempty(y, "source")
-    dur = y.size / d.DESCRIPTOR_SR
-    S, hop_s = _pool_columns(_mel_db(y), HOP_LENGTH / d.DESCRIPTOR_SR)
-    fmax = d.DESCRIPTOR_SR / 2
+    y, name, dur = _signal(source, sr)
+    S, hop_s = _pool_columns(_mel_db(y), HOP_LENGTH / DESCRIPTOR_SR)
+    fmax = DESCRIPTOR_SR / 2
     m_lo, m_hi = 0.0, float(librosa.hz_to_mel(fmax))
-    fig = _figure(figsize)
+    fig = figure(figsize)
     ax = fig.add_subplot()
     im = ax.imshow(S, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest",
                    extent=[0, S.shape[1] * hop_s, m_lo, m_hi], vmin=-80, vmax=0)
@@ -262,17 +267,13 @@ def mfcc(source, *, sr=None, out=None, title=None, figsize=(10.0, 4.0), cmap="co
     """
     import librosa
 
-    from ..descriptors import summary as d
-
-    y, name = _load(source, sr)
-    _check_nonempty(y, "source")
-    dur = y.size / d.DESCRIPTOR_SR
+    y, name, dur = _signal(source, sr)
     M = librosa.feature.mfcc(S=_mel_db(y), n_mfcc=N_MFCC)
     sd = M.std(axis=1, keepdims=True)
     M = (M - M.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
-    M, hop_s = _pool_columns(M, HOP_LENGTH / d.DESCRIPTOR_SR)
+    M, hop_s = _pool_columns(M, HOP_LENGTH / DESCRIPTOR_SR)
     lim = 3.0
-    fig = _figure(figsize)
+    fig = figure(figsize)
     ax = fig.add_subplot()
     im = ax.imshow(M, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest",
                    extent=[0, M.shape[1] * hop_s, -0.5, N_MFCC - 0.5], vmin=-lim, vmax=lim)
@@ -297,15 +298,11 @@ def chroma(source, *, sr=None, out=None, title=None, figsize=(10.0, 3.6), cmap="
     """
     import librosa
 
-    from ..descriptors import summary as d
-
-    y, name = _load(source, sr)
-    _check_nonempty(y, "source")
-    dur = y.size / d.DESCRIPTOR_SR
-    C = librosa.feature.chroma_stft(S=_stft_power(y, CHROMA_N_FFT), sr=d.DESCRIPTOR_SR, n_fft=CHROMA_N_FFT,
+    y, name, dur = _signal(source, sr)
+    C = librosa.feature.chroma_stft(S=_stft_power(y, CHROMA_N_FFT), sr=DESCRIPTOR_SR, n_fft=CHROMA_N_FFT,
                                     hop_length=HOP_LENGTH, tuning=0.0)
-    C, hop_s = _pool_columns(C, HOP_LENGTH / d.DESCRIPTOR_SR)
-    fig = _figure(figsize)
+    C, hop_s = _pool_columns(C, HOP_LENGTH / DESCRIPTOR_SR)
+    fig = figure(figsize)
     ax = fig.add_subplot()
     im = ax.imshow(C, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest",
                    extent=[0, C.shape[1] * hop_s, -0.5, 11.5], vmin=0, vmax=1)
@@ -331,9 +328,9 @@ def _tag_matrix(source, sr, model, top):
         starts = np.asarray(tl.index, dtype=np.float64)
         patch_s = features.PATCH_SECONDS
     elif isinstance(source, pd.DataFrame):  # a profiles.timeline() frame
-        from ..analysis.profiles import _timeline_tags
+        from ..analysis.profiles import timeline_tags
 
-        tags = _timeline_tags(source)
+        tags = timeline_tags(source)
         if not tags or "start_s" not in source.columns:
             raise ParameterError("source: a DataFrame must be a recommender.profiles.timeline() result")
         tl = source.set_index("start_s")[tags]
@@ -389,11 +386,10 @@ def taggram(source, *, sr=None, top=10, model=None, out=None, title=None, figsiz
     -------
     matplotlib.figure.Figure
     """
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ParameterError(f"top={top!r}: must be a positive integer")
-    starts, patch_s, tags, P, name = _tag_matrix(source, sr, model, int(top))
+    top = check_int("top", top)
+    starts, patch_s, tags, P, name = _tag_matrix(source, sr, model, top)
     dur = float(starts[-1] + patch_s)
-    fig = _figure(figsize or (10.0, 1.2 + 0.3 * len(tags)))
+    fig = figure(figsize or (10.0, 1.2 + 0.3 * len(tags)))
     ax = fig.add_subplot()
     # cell i spans from patch i's start to patch i+1's (sampled tracks, whose
     # patches leave gaps, show each patch stretched up to the next one)
@@ -436,7 +432,5 @@ def plot(source, *, kind, out=None, **kwargs):
     >>> for kind in KINDS:                                           # doctest: +SKIP
     ...     plot("song.mp3", kind=kind, out=f"song_{kind}.png")
     """
-    fn = _FUNCS.get(kind)
-    if fn is None:
-        raise ParameterError(f"kind={kind!r}: must be one of {', '.join(KINDS)}")
-    return fn(source, out=out, **kwargs)
+    check_choice("kind", kind, KINDS)
+    return _FUNCS[kind](source, out=out, **kwargs)

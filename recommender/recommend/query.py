@@ -1,0 +1,338 @@
+"""One query of :meth:`recommender.Recommender.similar`, step by step.
+
+::
+
+    resolve_query(rec, query, space)  -> Query(vector, track_id, tags, content_hash, meta)
+    candidates(rec, index, q, fetch)  -> (scores, ids) of the nearest tracks (+ hubness re-ranking)
+    Candidates.read(catalog, ids)     -> their rows, tag vectors and descriptors: one read each
+    apply_filters(q, cands, filters)  -> result rows, at most k
+    to_frame(rows, descriptors)       -> the DataFrame ``similar`` returns
+
+:func:`similar` runs them, fetching more candidates while filters leave fewer
+than ``k`` results.  The steps use only public methods of the facade
+(``resolve``, ``vector``, ``analyse``, ``similarity_normalizer``,
+``faiss_index``, ``catalog``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from .._utils import PITCH_CLASSES, unit_rows
+from ..errors import NotInIndexError, ParameterError
+from ..io import collection
+from ..store.spaces import SPACES, both
+
+__all__ = [
+    "Query",
+    "Filters",
+    "Candidates",
+    "parse_key",
+    "resolve_query",
+    "candidates",
+    "apply_filters",
+    "to_frame",
+    "similar",
+    "RESULT_COLUMNS",
+]
+
+#: Columns of every result frame (``rank`` first; ``tempo_bpm, key, mode`` and ``why`` may follow).
+RESULT_COLUMNS = ["id", "path", "artist", "title", "album", "score", "shared_tags"]
+
+_FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
+_MODES = {"major": "major", "maj": "major", "minor": "minor", "min": "minor"}
+
+
+class Query(NamedTuple):
+    """What a query is, in the searched space.
+
+    Attributes
+    ----------
+    vector : np.ndarray, float32, (d,)
+        The query vector in the space (not necessarily unit length).
+    track_id : int or None
+        The query's track id when it is indexed.
+    tags : np.ndarray, float32, (n_tags,) or None
+        Its tag probabilities (``None`` for a vector query).
+    content_hash : str or None
+        Its content hash: results with the same hash (duplicates) are dropped.
+    meta : dict
+        Its catalog row or the tags read from the file (``artist``, ``album`` ...).
+    """
+
+    vector: np.ndarray
+    track_id: int | None
+    tags: np.ndarray | None
+    content_hash: str | None
+    meta: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """Which candidates a query keeps (see :meth:`recommender.Recommender.similar`).
+
+    ``tag_column`` is the tag's column in the tag vectors; ``key`` the
+    ``(pitch class, mode or None)`` of :func:`parse_key`.
+    """
+
+    exclude_same_artist: bool = False
+    exclude_same_album: bool = False
+    max_per_artist: int | None = None
+    tag_column: int | None = None
+    tempo_range: tuple | None = None
+    key: tuple | None = None
+    min_loudness_db: float | None = None
+
+    @property
+    def on_descriptors(self) -> bool:
+        """Whether a candidate needs stored descriptors to pass."""
+        return self.tempo_range is not None or self.key is not None or self.min_loudness_db is not None
+
+
+class Candidates(NamedTuple):
+    """Nearest tracks of one search and what the filters need of them (one read each).
+
+    ``ids`` int (n,) in search order; ``scores`` ``{id: cosine}``; ``rows``
+    ``{id: catalog row}``; ``tags`` ``{id: tag vector}``; ``descriptors``
+    the stored descriptors of the candidates (indexed by track id).
+    """
+
+    ids: list
+    scores: dict
+    rows: dict
+    tags: dict
+    descriptors: pd.DataFrame
+
+    @classmethod
+    def read(cls, catalog, scores, ids) -> "Candidates":
+        """Read rows, tag vectors and descriptors of the hits ``ids`` (1, n) / ``scores`` (1, n)."""
+        cand = [int(i) for i in ids[0] if i >= 0]
+        score_of = {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+        rows = catalog.track_rows(cand)
+        tids, TT = catalog.vectors("tags", ids=cand) if cand else (np.zeros(0, np.int64), None)
+        tvec = {int(i): TT[j] for j, i in enumerate(tids)} if TT is not None else {}
+        return cls(cand, score_of, rows, tvec, catalog.descriptors(ids=cand))
+
+
+def parse_key(text) -> tuple:
+    """``'A minor'`` → ``('A', 'minor')``; ``'c'`` → ``('C', None)``; ``'Bb'`` → ``('A#', None)``.
+
+    Pitch classes are spelt as :data:`recommender._utils.PITCH_CLASSES`
+    (sharps; flats are mapped to them, case is ignored); the mode is
+    ``'major'``/``'minor'`` (or ``'maj'``/``'min'``, or an ``m`` suffix:
+    ``'Am'``).
+
+    Raises
+    ------
+    ParameterError
+        ``"key='H minor': not a key (e.g. 'A', 'A minor', 'F# major')"``.
+    """
+    parts = text.split() if isinstance(text, str) else []
+    pitch = mode = None
+    if len(parts) in (1, 2):
+        name = parts[0].upper().replace("♯", "#").replace("♭", "B")
+        if len(parts) == 1 and len(name) >= 2 and name.endswith("M") and parts[0][-1] == "m":
+            name, mode = name[:-1], "minor"
+        pitch = _FLATS.get(name, name)
+        if len(parts) == 2:
+            mode = _MODES.get(parts[1].lower())
+            if mode is None:
+                pitch = None
+    if pitch not in PITCH_CLASSES:
+        raise ParameterError(f"key={text!r}: not a key (e.g. 'A', 'A minor', 'F# major')")
+    return pitch, mode
+
+
+def _is_vector(query) -> bool:
+    return isinstance(query, np.ndarray) or (
+        isinstance(query, (list, tuple)) and bool(query) and isinstance(query[0], (float, np.floating))
+    )
+
+
+def resolve_query(rec, query, space) -> Query:
+    """The :class:`Query` of ``query`` in ``space``: a vector, an indexed track
+    (id or path) or any audio file (analysed with the index's model).
+
+    Raises
+    ------
+    NotInIndexError
+        ``query`` is neither indexed nor an existing file.
+    """
+    if _is_vector(query):
+        return Query(np.asarray(query, dtype=np.float32).ravel(), None, None, None, {})
+    tid = rec.resolve(query)
+    cat = rec.catalog
+    if tid is not None:
+        row = cat.track(tid)
+        _, T = cat.vectors("tags", ids=[tid])
+        return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row)
+    p = os.path.abspath(os.path.expanduser(os.fspath(query)))
+    if not os.path.exists(p):
+        raise NotInIndexError(f"{query!r} is neither an indexed track (id or path) nor an existing file")
+    res = rec.analyse(p)
+    if space == "similarity":
+        from ..features.pooling import l2_normalize, similarity_vectors
+
+        norm = rec.similarity_normalizer()
+        if res.layer_summary is not None and norm.n_features_in_ == len(res.layer_summary):
+            v = l2_normalize(norm.transform(res.layer_summary[None]))[0]
+        else:
+            v = similarity_vectors([res.patch_embeddings], normalizer=norm)[0][0]
+    elif space == "embedding":
+        v = res.embedding
+    elif space == "tags":
+        v = res.probs
+    else:
+        v = both(res.embedding, res.probs)
+    try:
+        chash = collection.content_hash(p)
+    except OSError:
+        chash = None
+    return Query(v, None, res.probs, chash, collection.read_tags(p))
+
+
+def candidates(rec, index, q: Query, fetch: int, *, space: str, hubness=None):
+    """The ``fetch`` nearest tracks of ``q`` in ``index``: ``(scores, ids)``, each (1, fetch).
+
+    With ``hubness`` (``'mp'``/``'csls'``) the hits are re-ranked
+    (:func:`recommender.recommend.hubness.rerank`); scores stay cosines.
+    """
+    scores, ids = index.search(unit_rows(q.vector[None]), fetch)
+    if hubness is not None:
+        from .hubness import rerank
+
+        rids, _, rcos = rerank(rec, scores, ids, method=hubness, space=space,
+                               query_id=q.track_id, query_vector=q.vector)
+        scores, ids = rcos[None], rids[None]
+    return scores, ids
+
+
+def _passes_descriptors(desc, i, f: Filters) -> bool:
+    if i not in desc.index:
+        return False
+    d = desc.loc[i]
+    if f.tempo_range is not None and not (f.tempo_range[0] <= (d.get("tempo_bpm") or -1) <= f.tempo_range[1]):
+        return False
+    if f.key is not None:
+        if d.get("key") != f.key[0] or (f.key[1] and d.get("mode") != f.key[1]):
+            return False
+    if f.min_loudness_db is not None and not ((d.get("loudness_db") or -1e9) >= f.min_loudness_db):
+        return False
+    return True
+
+
+def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_names=()) -> list:
+    """The first ``k`` candidates (in search order) that pass ``filters``, as result rows.
+
+    The query itself and tracks with its content hash never pass.  Each row
+    holds :data:`RESULT_COLUMNS`; ``shared_tags`` names the 3 tags strongest
+    in both (when the query has tags).
+    """
+    f = filters
+    q_artist = (q.meta.get("artist") or "").casefold() if q.meta else ""
+    q_album = (q.meta.get("album") or "").casefold() if q.meta else ""
+    rows: list = []
+    per_artist: dict = {}
+    for i in cands.ids:
+        if i == q.track_id:
+            continue
+        r = cands.rows[i]
+        if q.content_hash and r.get("content_hash") == q.content_hash:
+            continue
+        artist = (r.get("artist") or "").casefold()
+        album = (r.get("album") or "").casefold()
+        if f.exclude_same_artist and q_artist and artist == q_artist:
+            continue
+        if f.exclude_same_album and q_album and album == q_album:
+            continue
+        if f.max_per_artist is not None and artist and per_artist.get(artist, 0) >= f.max_per_artist:
+            continue
+        if f.tag_column is not None:
+            tv = cands.tags.get(i)
+            if tv is None or f.tag_column not in np.argsort(tv)[::-1][:5]:
+                continue
+        if f.on_descriptors and not _passes_descriptors(cands.descriptors, i, f):
+            continue
+        if artist:
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+        shared = ""
+        if q.tags is not None and i in cands.tags and tag_names:
+            common = np.minimum(q.tags, cands.tags[i])
+            shared = ", ".join(tag_names[j] for j in np.argsort(common)[::-1][:3])
+        rows.append({"id": i, "path": r.get("path"), "artist": r.get("artist"), "title": r.get("title"),
+                     "album": r.get("album"), "score": cands.scores[i], "shared_tags": shared})
+        if len(rows) == k:
+            break
+    return rows
+
+
+def to_frame(rows, descriptors=None) -> pd.DataFrame:
+    """Result rows as the frame ``similar`` returns: ``rank`` + :data:`RESULT_COLUMNS`,
+    plus ``tempo_bpm, key, mode`` when any result has stored descriptors."""
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    if len(df) and descriptors is not None and descriptors.index.isin(df["id"]).any():
+        for col in ("tempo_bpm", "key", "mode"):
+            if col in descriptors.columns:
+                df[col] = df["id"].map(descriptors[col])
+    return df
+
+
+def _check_args(query, k, space, hubness, max_per_artist):
+    """Validated ``(space, hubness)`` (messages as :meth:`Recommender.similar` has always given)."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError(f"k={k!r}: must be a positive integer")
+    if max_per_artist is not None and max_per_artist < 1:
+        raise ParameterError(f"max_per_artist={max_per_artist!r}: must be >= 1")
+    if space is None:
+        space = "embedding" if isinstance(query, (np.ndarray, list, tuple)) else "similarity"
+    if space not in SPACES:
+        raise ParameterError(f"space={space!r}: must be one of {', '.join(SPACES)}")
+    if hubness not in (None, "none", "mp", "csls"):
+        raise ParameterError(f"hubness={hubness!r}: must be None, 'mp' or 'csls'")
+    return space, (None if hubness == "none" else hubness)
+
+
+def _tag_column(tag, tag_names):
+    if tag is None:
+        return None
+    lower = [t.lower() for t in tag_names]
+    if tag.lower() not in lower:
+        raise ParameterError(f"tag={tag!r}: not a tag of this index's model (e.g. {', '.join(tag_names[:8])}…)")
+    return lower.index(tag.lower())
+
+
+def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,
+            max_per_artist=None, tag=None, tempo_range=None, key=None, min_loudness_db=None,
+            explain=False) -> pd.DataFrame:
+    """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``."""
+    space, hubness = _check_args(query, k, space, hubness, max_per_artist)
+    q = resolve_query(rec, query, space)
+    idx = rec.faiss_index(space)
+    if q.vector.shape[0] != idx.dim:
+        raise ParameterError(f"query vector has dim {q.vector.shape[0]}; the {space!r} space has dim {idx.dim}")
+    cat = rec.catalog
+    tag_names = cat.get_meta("tags") or []
+    filters = Filters(exclude_same_artist, exclude_same_album, max_per_artist, _tag_column(tag, tag_names),
+                      tempo_range, parse_key(key) if key is not None else None, min_loudness_db)
+    n = len(idx)
+    fetch = min(n, max(4 * k + 10, 50))
+    while True:
+        cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness))
+        rows = apply_filters(q, cands, filters, k, tag_names=tag_names)
+        if len(rows) >= k or fetch >= n:
+            break
+        fetch = min(n, fetch * 4)
+    df = to_frame(rows, cands.descriptors)
+    if explain and len(df):
+        if q.track_id is None and not isinstance(query, (str, os.PathLike)):
+            raise ParameterError("explain=True needs a track or a file as the query, not a vector")
+        from .explanations import explain_results
+
+        df["why"] = explain_results(rec, q.track_id if q.track_id is not None else query, df)
+    return df
