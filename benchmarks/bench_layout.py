@@ -12,13 +12,16 @@ order alternates between rounds so a machine slowing down hurts both alike),
 then re-runs the same command on the now complete index (an unchanged
 re-scan). Each run is a separate ``python -m recommender index`` process with
 ``PYTHONPATH`` set to the tree; wall time includes Python's start-up. Prints
-the medians and the ratio current / baseline (1.00 = same speed; < 1 faster).
+the medians and the ratio current / baseline (1.00 = same speed; < 1 faster),
+for wall time and for the CPU time the index process used (less sensitive to
+other load on the machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,15 +32,23 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_index(tree: str, music: str, index: str) -> float:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_index(tree: str, music: str, index: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child process) of one ``recommender index`` run."""
     env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
+    c0 = _children_cpu()
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "recommender", "index", music, "--index", index,
                         "--no-progress", "--json"], env=env, capture_output=True, text=True, cwd=tree)
     dt = time.perf_counter() - t0
+    cpu = _children_cpu() - c0
     if r.returncode != 0:
         raise SystemExit(f"{tree}: recommender index failed:\n{r.stderr[-2000:]}")
-    return dt
+    return dt, cpu
 
 
 def main(argv=None):
@@ -49,6 +60,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     trees = {"baseline": os.path.abspath(a.baseline), "current": os.path.abspath(a.current)}
     full = {k: [] for k in trees}
+    full_cpu = {k: [] for k in trees}
     rescan = {k: [] for k in trees}
     work = tempfile.mkdtemp(prefix="bench_layout.")
     try:
@@ -56,16 +68,18 @@ def main(argv=None):
             order = list(trees) if r % 2 == 0 else list(trees)[::-1]
             for name in order:
                 idx = os.path.join(work, f"{name}-{r}")
-                full[name].append(run_index(trees[name], a.music, idx))
-                rescan[name].append(run_index(trees[name], a.music, idx))
+                wall, cpu = run_index(trees[name], a.music, idx)
+                full[name].append(wall)
+                full_cpu[name].append(cpu)
+                rescan[name].append(run_index(trees[name], a.music, idx)[0])
                 shutil.rmtree(idx)
-                print(f"round {r + 1} {name:>8s}: index {full[name][-1]:6.2f} s, "
+                print(f"round {r + 1} {name:>8s}: index {wall:6.2f} s wall, {cpu:6.2f} s CPU; "
                       f"unchanged re-scan {rescan[name][-1]:5.2f} s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"{'':>18s} {'baseline':>9s} {'current':>9s} {'ratio':>6s}")
-    for label, d in (("index (median)", full), ("re-scan (median)", rescan)):
+    print(f"{'median':>18s} {'baseline':>9s} {'current':>9s} {'ratio':>6s}")
+    for label, d in (("index wall", full), ("index CPU", full_cpu), ("re-scan wall", rescan)):
         b, c = statistics.median(d["baseline"]), statistics.median(d["current"])
         print(f"{label:>18s} {b:8.2f}s {c:8.2f}s {c / b:6.3f}")
 
