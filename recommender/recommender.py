@@ -136,17 +136,7 @@ class Recommender:
 
     def _check_model(self, cat):
         """Load the analysis model and check it against (or record it in) the catalog."""
-        from .features import frontend as features
-
-        model = self.model
-        cat.check_compatible(
-            model_name=model.name,
-            weights_sha256=model.weights_sha256,
-            dims={"embedding": model.embedding_dim, "tags": model.n_tags},
-        )
-        if cat.get_meta("frontend") is None:
-            cat.set_meta(frontend=features.FRONTEND_PARAMS, tags=list(model.tags))
-        return model
+        return indexer.record_model(cat, self.model)
 
     # ---------------------------------------------------------------- catalog
     @property
@@ -186,6 +176,8 @@ class Recommender:
         retry_failed: bool = False,
         descriptors: bool = True,
         client=None,
+        include_hidden: bool = False,
+        fingerprints: bool = True,
     ) -> UpdateReport:
         """Add files and folders to the index, analysing only what changed.
 
@@ -210,6 +202,17 @@ class Recommender:
             Also compute MIR descriptors (tempo, key, loudness…) per track.
         client : dask.distributed.Client, optional
             Spread analysis over a Dask cluster instead of local processes.
+        include_hidden : bool
+            Also walk hidden files and folders (names starting with ``.``).
+            Operating-system metadata (``.AppleDouble/``, ``__MACOSX/``,
+            ``._*``, ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``) is always
+            skipped; the report counts what was skipped and why.
+        fingerprints : bool
+            Store a Chromaprint acoustic fingerprint per track (``fpcalc``,
+            first 30 s; about 65 ms of CPU per track, run beside the
+            analysis), used to recognise the same recording in another
+            encoding or trimmed. Skipped with one warning when ``fpcalc`` is
+            not installed.
 
         Returns
         -------
@@ -230,6 +233,8 @@ class Recommender:
             client=client,
             commit_every_s=COMMIT_EVERY_S,
             before_open=self.close,
+            include_hidden=include_hidden,
+            fingerprints=fingerprints,
         )
         logger.info("index %s: %s", self.index_dir, report)
         return report
@@ -516,7 +521,9 @@ class Recommender:
         pd.DataFrame
             Columns ``rank, id, path, artist, title, album, score, shared_tags``
             (plus ``tempo_bpm, key, mode`` when descriptors were stored).  The
-            query itself and exact duplicates of it (same content hash) never
+            query itself and other copies of its recording (same content hash,
+            or the same acoustic fingerprint: another encoding, bitrate or a
+            trimmed copy; see :mod:`recommender.recommend.recordings`) never
             appear.
         """
         from .recommend import query as _query

@@ -394,7 +394,7 @@ def test_cli_map_duplicates_hubness(coll, capsys, tmp_path):
     assert rc == 0 and _is_png(png)
     rc, out = _cli(capsys, "duplicates", "--index", rec.index_dir, "--json")
     d = json.loads(out)
-    assert rc == 0 and len(d) == 2 and {"id_a", "id_b", "cosine", "reason", "path_a", "path_b"} == set(d[0])
+    assert rc == 0 and len(d) == 2 and {"id_a", "id_b", "cosine", "reason", "path_a", "path_b", "score", "offset_s"} == set(d[0])
     rc, out = _cli(capsys, "hubness", "--index", rec.index_dir, "--json")
     h = json.loads(out)
     assert rc == 0 and set(h) == {"none", "csls", "mp"} and "skewness" in h["none"]

@@ -17,6 +17,7 @@ pending patches.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -128,7 +129,9 @@ class _Decoder:
                 self._put(k, ("error", i, AudioError(p, f"out of memory while decoding ({e})")))
             except Exception as e:  # an unexpected decoder failure must not kill the run
                 logger.debug("unexpected error analysing %s", p, exc_info=True)
-                self._put(k, ("error", i, AudioError(p, f"{type(e).__name__}: {e}")))
+                detail = str(e).strip()
+                reason = "could not be analysed (an unexpected decoder error" + (f": {detail})" if detail else ")")
+                self._put(k, ("error", i, AudioError(p, reason)))
         self._put(k, (_END, None, None))
 
     def _decode(self, k: int, i: int, p: str) -> bool:
@@ -162,7 +165,7 @@ class _Accumulator:
     """One track's outputs so far."""
 
     __slots__ = ("path", "info", "starts", "probs", "embs", "pools", "padded", "done_blocks", "total_blocks",
-                 "descriptors")
+                 "descriptors", "patch_level")
 
     def __init__(self, path, info):
         self.path = path
@@ -172,6 +175,7 @@ class _Accumulator:
         self.done_blocks = 0
         self.total_blocks = None
         self.descriptors = None
+        self.patch_level = -math.inf  # loudest log-mel value seen (silence check)
 
 
 def _padding(n: int, bs: int) -> int:
@@ -222,6 +226,8 @@ class _Batcher:
             return False
         a.starts.append(np.asarray(starts_s))
         a.padded = a.padded or padded
+        if len(P):
+            a.patch_level = max(a.patch_level, float(P.max()))
         self._pending.append(P)
         self._owners.append([fi, len(P)])
         self._n_pending += len(P)
@@ -304,4 +310,5 @@ class _Batcher:
             padded=a.padded,
             descriptors=a.descriptors,
             layer_summary=track_layer_summary(a.pools, embs) if self.with_pool else None,
+            patch_level=a.patch_level,
         )

@@ -93,6 +93,7 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
     >>> res.probs.shape, res.embedding.shape
     ((50,), (200,))
     """
+    from ..descriptors.level import audio_flag
     from ..io import audio
 
     y = np.asarray(y)
@@ -130,6 +131,7 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
         sampling=sampling.to_json(),
         padded=padded,
         layer_summary=track_layer_summary([out[2]], out[1]) if with_pool else None,
+        audio_flag=audio_flag(y, features.SR),
     )
 
 

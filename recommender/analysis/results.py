@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 
+from ..errors import ParameterError, RecommenderError
+
 __all__ = ["TrackAnalysis", "AnalysisFailure", "PipelineStats", "track_layer_summary"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -38,6 +43,26 @@ class TrackAnalysis:
         mean and standard deviation over patches of musicnn's ``pool`` and
         ``penultimate`` layers (3412 values), what the ``'similarity'`` space
         is built from; ``None`` for a model without a ``pool`` layer.
+    audio_flag : {'silent', 'inaudible'} or None
+        Whether the track holds nothing to hear (see
+        :mod:`recommender.descriptors.level`: digital silence, or no 400-ms
+        block reaching the BS.1770 gate of -70 LUFS); its tags and tempo
+        mean nothing then.  Always a property of the whole file.  Left
+        ``None`` by the caller, it is derived: from the descriptors when they
+        were computed (:func:`recommender.descriptors.level.flag_of_descriptors`:
+        their ``audio_flag``, or a NaN ``loudness_db`` confirmed on the whole
+        file), else from ``patch_level``: patches that could hold only silence
+        are confirmed by decoding the whole file (``path``; a rare path, ~30 ms
+        of CPU per minute of audio).  ``None`` when neither is known.
+    patch_level : float or None
+        Largest log-mel value (musicnn front end, ``log10(1 + 10000 mel)``)
+        over all the analysed patches, or ``None`` if not recorded; only used
+        to derive ``audio_flag``.
+
+    Raises
+    ------
+    recommender.errors.ParameterError
+        ``audio_flag`` is not one of the flags.
     """
 
     path: str | None
@@ -49,6 +74,32 @@ class TrackAnalysis:
     padded: bool = False
     descriptors: dict | None = None
     layer_summary: np.ndarray | None = None
+    audio_flag: str | None = None
+    patch_level: float | None = None
+
+    def __post_init__(self):
+        from ..descriptors.level import AUDIO_FLAGS
+
+        if self.audio_flag is None:
+            self.audio_flag = self._derived_flag()
+        if self.audio_flag is not None and self.audio_flag not in AUDIO_FLAGS:
+            raise ParameterError(f"audio_flag={self.audio_flag!r}: must be None or one of {AUDIO_FLAGS}")
+
+    def _derived_flag(self) -> str | None:
+        from ..descriptors.level import file_audio_flag, flag_of_descriptors, patches_look_flagged
+
+        try:
+            if self.descriptors:
+                return flag_of_descriptors(self.descriptors, self.path)
+            if self.patch_level is None or not patches_look_flagged(self.patch_level):
+                return None
+            if self.path is None:
+                logger.warning("patches look silent but there is no file to confirm it on: not flagged")
+                return None
+            return file_audio_flag(self.path)
+        except RecommenderError as e:
+            logger.warning("could not check the level of %s: %s", self.path, e)
+            return None
 
     @property
     def n_patches(self) -> int:

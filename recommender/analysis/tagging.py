@@ -34,6 +34,11 @@ class Classification:
         one column per tag (model order).
     duration_s : float
     model : str
+    audio_flag : {'silent', 'inaudible'} or None
+        The track holds nothing to hear (:attr:`TrackAnalysis.audio_flag
+        <recommender.analysis.TrackAnalysis.audio_flag>`): the network's
+        output is then no claim about it, and :meth:`top` names no tag.
+        ``tags`` and ``timeline`` still hold what the network gave.
     """
 
     path: str | None
@@ -42,21 +47,32 @@ class Classification:
     timeline: pd.DataFrame
     duration_s: float
     model: str
+    audio_flag: str | None = None
 
     def top(self, n: int = 5) -> list[tuple[str, float]]:
-        """The ``n`` most likely tags as ``(tag, probability)`` pairs."""
+        """The ``n`` most likely tags as ``(tag, probability)`` pairs; ``[]`` for a flagged track.
+
+        Raises
+        ------
+        recommender.errors.ParameterError
+            ``n`` < 1.
+        """
         if n < 1:
             raise ParameterError(f"n={n}: must be >= 1")
+        if self.audio_flag is not None:
+            return []
         return [(str(t), float(p)) for t, p in self.tags.iloc[:n].items()]
 
     def to_json(self, *, top: int = 5) -> dict:
-        """``{"path", "tags": {tag: p for all tags}, "top": [[tag, p], ...]}``."""
+        """``{"path", "tags": {tag: p for all tags}, "top": [[tag, p], ...], "duration_s",
+        "model", "audio_flag"}``; ``top`` is empty when ``audio_flag`` is set."""
         return {
             "path": self.path,
             "tags": {str(t): round(float(p), 6) for t, p in self.tags.items()},
             "top": [[t, round(p, 6)] for t, p in self.top(top)],
             "duration_s": round(float(self.duration_s), 3),
             "model": self.model,
+            "audio_flag": self.audio_flag,
         }
 
 
@@ -72,6 +88,7 @@ def classification_from_analysis(res, model) -> Classification:
         timeline=timeline,
         duration_s=res.duration_s,
         model=model.name,
+        audio_flag=getattr(res, "audio_flag", None),
     )
 
 
@@ -93,6 +110,19 @@ def classify(source, *, sr=None, model=None, sampling=None) -> Classification:
     Returns
     -------
     Classification
+        With :attr:`~Classification.audio_flag` set for silent or inaudible
+        audio.  When the analysis did not measure the level (no patch level
+        nor descriptors in the :class:`TrackAnalysis`), it is measured here:
+        for a waveform on the waveform itself, for a file by
+        :func:`recommender.descriptors.level.probe_audio_flag` (4 excerpts of
+        2.5 s, ~5 ms; the whole file only when they are quiet).
+
+    Raises
+    ------
+    recommender.errors.AudioError
+        The file cannot be decoded.
+    recommender.errors.ParameterError
+        ``sr`` given for a file or missing for a waveform; a bad waveform.
 
     Examples
     --------
@@ -109,8 +139,18 @@ def classify(source, *, sr=None, model=None, sampling=None) -> Classification:
         if sr is not None:
             raise ParameterError("sr: only for waveforms; a file is decoded at the model's rate")
         res = analyze_file(source, model=m, sampling=sampling)
+        if res.audio_flag is None and res.patch_level is None and res.descriptors is None:
+            from ..descriptors.level import probe_audio_flag
+
+            res.audio_flag = probe_audio_flag(source)
     else:
         if sr is None:
             raise ParameterError("sr=None: give the sample rate of the waveform")
         res = analyze_waveform(source, sr=sr, model=m, sampling=sampling)
+        if res.audio_flag is None:
+            from ..descriptors.level import audio_flag
+            from ..io.audio import to_mono
+
+            y = np.asarray(source, dtype=np.float32)
+            res.audio_flag = audio_flag(to_mono(y) if y.ndim == 2 else y, int(sr))
     return classification_from_analysis(res, m)

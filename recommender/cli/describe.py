@@ -67,6 +67,8 @@ def _describe_text(d: dict) -> str:
         return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:{fmt}}{unit}"
 
     lines = [f"{d['path']}  ({num('duration_s', '.1f', ' s')})"]
+    if d.get("audio_flag"):
+        lines.append(f"  {d['audio_flag']}: nothing to hear, so no tempo, key or tags are given")
     key = f"{d['key']} {d['mode']}" if d.get("key") else "—"
     lines.append(f"  tempo       {num('tempo_bpm', '.1f', ' BPM')}  (confidence {num('tempo_confidence', '.2f')})")
     lines.append(f"  key         {key}  (confidence {num('key_confidence', '.2f')})")
@@ -82,6 +84,7 @@ def _describe_text(d: dict) -> str:
 
 
 def cmd_describe(args) -> int:
+    from ..descriptors.level import flag_of_descriptors
     from ..descriptors.summary import DESCRIPTOR_COLUMNS, describe_file
 
     if args.clip is not None and not (math.isfinite(args.clip) and args.clip > 0):
@@ -101,10 +104,16 @@ def cmd_describe(args) -> int:
     for path in args.files:
         try:
             d = describe_file(path, clip_s=args.clip)
+            d["audio_flag"] = flag_of_descriptors(d, path)  # of the whole file, even with --clip
+            if d["audio_flag"] is not None:  # nothing to hear: no tempo or key, not even "confidence 0"
+                d["tempo_confidence"] = d["key_confidence"] = None
             if args.tags:
                 c = classify(path, model=model, sampling=args.sampling)
-                d["profile"] = profile(c.tags, top=args.top)
-                d["profile_text"] = profile_text(c.tags)
+                if d.get("audio_flag") is None and c.audio_flag is None:
+                    d["profile"] = profile(c.tags, top=args.top)
+                    d["profile_text"] = profile_text(c.tags)
+                else:  # nothing to hear: no tag is claimed
+                    d["profile"], d["profile_text"] = {}, d.get("audio_flag") or c.audio_flag
         except _FILE_ERRORS as e:
             failed += 1
             msg = _file_error_text(path, e)
@@ -120,7 +129,8 @@ def cmd_describe(args) -> int:
     if args.csv:
         import pandas as pd
 
-        cols = ["path"] + list(DESCRIPTOR_COLUMNS) + (["profile_text"] if args.tags else []) + ["error"]
+        cols = (["path"] + list(DESCRIPTOR_COLUMNS) + ["audio_flag"] + (["profile_text"] if args.tags else [])
+                + ["error"])
         rows = [{k: r.get(k) for k in cols} for r in results]
         _write_text_atomic(args.csv, pd.DataFrame(rows, columns=cols).to_csv(index=False))
         if not args.json:

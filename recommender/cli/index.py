@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..errors import RecommenderError
-from ._common import print_json, query_arg, records, write_m3u
+from ._common import display, print_json, query_arg, records, write_m3u
 
 __all__ = ["add_commands"]
 
@@ -30,7 +30,7 @@ def cmd_classify(args) -> int:
             if args.json:
                 out.append({"path": path, "error": str(e)})
             else:
-                print(f"error: {e}", file=sys.stderr)
+                print(f"error: {display(e)}", file=sys.stderr)
             continue
         if args.json:
             d = c.to_json(top=args.top)
@@ -42,7 +42,9 @@ def cmd_classify(args) -> int:
                 }
             out.append(d)
         else:
-            print(f"{path}  ({c.duration_s:.1f} s, {len(c.timeline)} patches)")
+            print(f"{display(path)}  ({c.duration_s:.1f} s, {len(c.timeline)} patches)")
+            if c.audio_flag:
+                print(f"  {c.audio_flag}: nothing to hear, no tags")
             for tag, p in c.top(args.top):
                 print(f"  {tag:<20s} {p:6.3f}  {'#' * int(round(p * 40))}")
             if args.timeline:
@@ -64,14 +66,16 @@ def cmd_index(args) -> int:
         progress=not args.no_progress and sys.stderr.isatty() or args.progress,
         retry_failed=args.retry_failed,
         descriptors=not args.no_descriptors,
+        include_hidden=args.include_hidden,
+        fingerprints=not args.no_fingerprints,
         client=client,
     )
     if args.json:
         print_json({"index": rec.index_dir, **rep.to_json()})
     else:
-        print(f"{rec.index_dir}: {rep}")
+        print(f"{display(rec.index_dir)}: {rep}")
         for p, reason in rep.failures[:20]:
-            print(f"  failed: {p}: {reason}", file=sys.stderr)
+            print(f"  failed: {display(p)}: {display(reason)}", file=sys.stderr)
         if len(rep.failures) > 20:
             print(f"  … {len(rep.failures) - 20} more (recommender failures --index {args.index})", file=sys.stderr)
     return 0
@@ -136,7 +140,7 @@ def cmd_failures(args) -> int:
         print("no failures")
     else:
         for r in df.itertuples(index=False):
-            print(f"{r.path}: {r.reason}")
+            print(f"{display(r.path)}: {display(r.reason)}")
     return 0
 
 
@@ -202,6 +206,11 @@ def add_commands(sub) -> None:
     g.add_argument("--sampling", default=None, help="'full' or 'spread:N' (default spread:8)")
     s.add_argument("--retry-failed", action="store_true", help="retry files that failed before")
     s.add_argument("--no-descriptors", action="store_true", help="skip tempo/key/timbre descriptors")
+    s.add_argument("--no-fingerprints", action="store_true",
+                   help="skip the Chromaprint fingerprints (same-recording detection falls back to "
+                        "content hash and embedding)")
+    s.add_argument("--include-hidden", action="store_true",
+                   help="also index hidden files and folders (OS metadata is always skipped)")
     s.add_argument("--dask", default=None, metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)")
     s.add_argument("--progress", action="store_true", help="force the progress bar")
     s.add_argument("--no-progress", action="store_true")

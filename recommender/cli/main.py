@@ -14,13 +14,13 @@ import sys
 
 from ..errors import RecommenderError
 
-from . import describe, index, playlists, train
+from . import describe, index, playlists, serve, train
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Command modules, in the order their commands appear in ``--help``; each defines
 #: ``add_commands(subparsers)`` (imports inside the command functions stay lazy).
-COMMANDS = (index, describe, playlists, train)
+COMMANDS = (index, describe, playlists, train, serve)
 
 
 # --------------------------------------------------------------------------- parser
@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Every output is valid UTF-8: a path that is not (a non-UTF-8 file name, kept
+    # losslessly with surrogateescape) is printed with \xNN escapes, never as raw bytes.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a text stream (e.g. replaced by a test)
+            pass
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]

@@ -7,6 +7,7 @@ no TensorFlow; matplotlib / scikit-learn load inside the commands that draw.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -83,21 +84,24 @@ def cmd_map(args) -> int:
 
 
 def cmd_duplicates(args) -> int:
+    import math
+
     from ..recommend import explore
     from ..recommender import Recommender
 
     rec = Recommender(args.index)
     df = explore.near_duplicates(rec, threshold=args.threshold, space=args.space)
     if args.json:
-        keep = ["id_a", "id_b", "cosine", "reason", "path_a", "path_b"]
+        keep = ["id_a", "id_b", "reason", "score", "offset_s", "cosine", "path_a", "path_b"]
         print_json([{k: r[k] for k in keep} for r in records(df)])
         return 0
     if len(df) == 0:
-        print(f"no duplicates (same content, or cosine >= {args.threshold})")
+        print("no duplicates (no two tracks with the same content or the same acoustic fingerprint"
+              f"; tracks without a fingerprint: cosine >= {args.threshold})")
         return 0
     for r in df.itertuples(index=False):
-        c = "  n/a" if r.cosine != r.cosine else f"{r.cosine:.4f}"
-        print(f"{c}  {r.reason:<24s} {r.id_a}: {r.path_a}\n{'':32s} {r.id_b}: {r.path_b}")
+        off = "" if math.isnan(r.offset_s) else f" offset {r.offset_s:+.2f} s"
+        print(f"{r.score:.3f}  {r.reason:<24s}{off}\n  {r.id_a}: {r.path_a}\n  {r.id_b}: {r.path_b}")
     print(f"{len(df)} pair(s)")
     return 0
 
@@ -154,11 +158,13 @@ def add_commands(sub) -> None:
 
     from ..recommend.playlists import DUPLICATE_COSINE
 
-    s = sub.add_parser("duplicates", help="the same recording twice (same content or near-identical embedding)")
+    s = sub.add_parser("duplicates", help="the same recording twice: same content, or the same acoustic "
+                       "fingerprint (another encoding, a trimmed copy)")
     s.add_argument("--index", default=DEFAULT_INDEX_DIR)
     s.add_argument("--threshold", type=float, default=DUPLICATE_COSINE,
-                   help=f"cosine above which two tracks count as one recording (default {DUPLICATE_COSINE})")
-    s.add_argument("--space", choices=spaces, default="embedding")
+                   help="only for tracks without a fingerprint (fpcalc missing when indexed): embedding cosine "
+                   f"at or above which two tracks count as one recording (default {DUPLICATE_COSINE})")
+    s.add_argument("--space", choices=["embedding"], default="embedding", help=argparse.SUPPRESS)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_duplicates)
 

@@ -4,6 +4,8 @@
   :func:`load_for_descriptors`;
 * :mod:`.spectral` — the shared STFT/mel front end and frame statistics;
 * :mod:`.tempo`, :mod:`.key`, :mod:`.loudness` — one algorithm each;
+* :mod:`.level` — whether a track holds anything to hear (``audio_flag``:
+  ``'silent'``, ``'inaudible'`` or ``None``);
 * :mod:`.summary` — one record per track (:func:`describe` and friends),
   reading files, the batch driver.
 

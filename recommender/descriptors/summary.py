@@ -86,6 +86,18 @@ Columns (:data:`DESCRIPTOR_COLUMNS`, in this order)
     ``mfcc`` convention, orthonormal DCT-II).
 
 Numbers are Python ``float``; ``key`` and ``mode`` are ``str`` or ``None``.
+
+Silence
+-------
+Silent or inaudible audio (:mod:`.level`: digital silence, or nothing that
+reaches the BS.1770 gate of -70 LUFS) claims nothing: ``tempo_bpm`` NaN,
+``tempo_confidence`` 0.0, ``key`` and ``mode`` ``None``, ``key_confidence``
+0.0, and ``loudness_db`` is NaN exactly for such audio, so it marks it
+(:func:`.level.flag_of_descriptors` gives the flag).  Excerpts standing for a
+whole file (:func:`describe_at`, ``describe_file(n_excerpts=...)``) that look
+silent or inaudible are confirmed on the whole file, which is then what is
+described: so indexing and ``describe`` agree on a song that ends in silence.
+:func:`describe_at` also gives the flag itself, as ``audio_flag``.
 """
 
 from __future__ import annotations
@@ -110,6 +122,7 @@ from ._base import (
     as_mono,
 )
 from .key import _chroma_for_key, _key_chroma, _key_from_chroma_sum
+from .level import flag_from_levels
 from .loudness import _gated_lufs, _loudness_blocks
 from .spectral import (
     _contrast_db,
@@ -172,10 +185,11 @@ _GRID_FEATURES = (
 class _Excerpt:
     """What :func:`describe` keeps of one stretch of audio before pooling."""
 
-    __slots__ = ("n_samples", "frames", "onset", "chroma", "loudness_ms")
+    __slots__ = ("n_samples", "peak", "frames", "onset", "chroma", "loudness_ms")
 
     def __init__(self, y: np.ndarray):
         self.n_samples = y.size
+        self.peak = float(np.max(np.abs(y))) if y.size else 0.0
         n = _n_frames(y)
         mel = np.empty((n, N_MELS), dtype=np.float32)
         frames = np.empty((n, len(_GRID_FEATURES)))
@@ -205,6 +219,10 @@ def _pool(excerpts: list) -> dict:
     chroma = np.concatenate([e.chroma for e in excerpts], axis=1)
     out["key"], out["mode"], out["key_confidence"] = _key_from_chroma_sum(_chroma_for_key(chroma))
     out["loudness_db"] = _gated_lufs(np.concatenate([e.loudness_ms for e in excerpts]))
+    if _flag(excerpts) is not None:
+        # nothing to hear: no tempo or key is claimed (see .level)
+        out["tempo_bpm"], out["tempo_confidence"] = math.nan, 0.0
+        out["key"], out["mode"], out["key_confidence"] = None, None, 0.0
 
     frames = np.concatenate([e.frames for e in excerpts], axis=0)
     if frames.shape[0]:
@@ -222,6 +240,27 @@ def _pool(excerpts: list) -> dict:
         out[f"chroma_{p}_mean"] = float(cmean[i])
         out[f"chroma_{p}_std"] = float(cstd[i])
     return {c: out[c] for c in DESCRIPTOR_COLUMNS}
+
+
+def _flag(excerpts: list) -> str | None:
+    """:func:`.level.audio_flag` of the excerpts together (from what they hold already)."""
+    blocks = [e.loudness_ms.max() for e in excerpts if e.loudness_ms.size]
+    return flag_from_levels(max(e.peak for e in excerpts), float(max(blocks)) if blocks else 0.0)
+
+
+def _confirmed(path, excerpts: list) -> tuple[dict, str | None]:
+    """The record of a file from its excerpts and their flag, unless they are
+    flagged (silent or inaudible): then the whole file is decoded and described,
+    so that the index and ``describe`` (whole file) agree on the flag and the
+    values (a song is not flagged because its excerpts fell in a silence)."""
+    flag = _flag(excerpts)
+    if flag is not None:
+        from ..io import audio
+
+        logger.info("%s: excerpts are %s, checking the whole file", path, flag)
+        excerpts = [_Excerpt(audio.load(path, sr=DESCRIPTOR_SR))]
+        flag = _flag(excerpts)
+    return {"path": os.fspath(path), **_pool(excerpts)}, flag
 
 
 def describe(y, *, sr, clip_s=None) -> dict:
@@ -243,7 +282,7 @@ def describe(y, *, sr, clip_s=None) -> dict:
     dict
         Keys :data:`DESCRIPTOR_COLUMNS` in that order; values ``float``, or
         ``str``/``None`` for ``key`` and ``mode``.  See the module docstring
-        for units and the values for silence and very short audio.
+        for units and the values for silent, inaudible and very short audio.
 
     Raises
     ------
@@ -392,7 +431,11 @@ def describe_at(path, starts_s, length_s) -> dict:
     """Describe a file from excerpts at chosen places (only they are decoded).
 
     ``{"path": str(path), **describe_excerpts(...)}`` of the excerpts of
-    ``length_s`` seconds that start at ``starts_s``.  Indexing uses it with
+    ``length_s`` seconds that start at ``starts_s``, and ``"audio_flag"``
+    (:mod:`.level`) last.  If the excerpts look silent or inaudible, the
+    whole file is decoded and described instead (a rare path: ~30 ms of CPU
+    per minute of audio more), so that a song with a silent stretch is not
+    flagged from its excerpts, and the record is :func:`describe_file`'s.  Indexing uses it with
     excerpts inside the patches the CNN analyses, so that within
     :func:`recommender.audio.reuse_decoded` they cost no decoding.
 
@@ -407,7 +450,8 @@ def describe_at(path, starts_s, length_s) -> dict:
     if not len(starts_s):
         raise ParameterError("starts_s is empty: describe_at needs at least one excerpt")
     ys = _load_at(path, starts_s, length_s)
-    return {"path": os.fspath(path), **_pool([_Excerpt(y) for y in ys])}
+    d, flag = _confirmed(path, [_Excerpt(y) for y in ys])
+    return {**d, "audio_flag": flag}
 
 
 def _check_excerpts(n_excerpts, clip_s, offset_s=None):
@@ -442,7 +486,8 @@ def describe_file(path, *, clip_s=None, offset_s=None, n_excerpts=None) -> dict:
         with ``offset_s``.  ``clip_s=10, n_excerpts=4`` is what indexing
         computes (:data:`INDEX_CLIP_S`, :data:`INDEX_EXCERPTS`): about a
         third of the cost of the central 30 s, and closer to a whole-track
-        analysis for timbre and loudness.
+        analysis for timbre and loudness.  Excerpts that look silent or inaudible are
+        confirmed on the whole file, which is then described.
 
     Returns
     -------
@@ -472,7 +517,7 @@ def describe_file(path, *, clip_s=None, offset_s=None, n_excerpts=None) -> dict:
         if n_excerpts > 1:
             ys = _load_excerpts(path, clip_s, int(n_excerpts))
             if ys is not None:
-                return {"path": os.fspath(path), **_pool([_Excerpt(y) for y in ys])}
+                return _confirmed(path, [_Excerpt(y) for y in ys])[0]
             # short (or of unknown length): the whole track, or its central clip_s
             y = audio.load(path, sr=DESCRIPTOR_SR)
             return {"path": os.fspath(path), **describe(y, sr=DESCRIPTOR_SR, clip_s=clip_s)}

@@ -41,16 +41,19 @@ thread never sees another's spans and nothing outlives the block.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tempfile
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -121,8 +124,11 @@ class AudioInfo:
     path : str
         The file, as given (not resolved).
     duration_s : float
-        Duration in seconds (``nan`` if the container does not say).  Exact for
-        the soundfile backend; ffprobe's estimate for the ffmpeg backend.
+        Duration in seconds: the length that decodes, never ``nan``.  Where
+        the header is reliable (WAV/AIFF/FLAC with a known total, Ogg with
+        one logical stream, an MP3 whose Xing/Info/VBRI header matches its
+        bytes, MP4/MOV sample tables) it is the header's; otherwise it is
+        measured (``duration_source``).
     sr_native : int
         Sample rate stored in the file, in Hz.
     channels : int
@@ -135,8 +141,16 @@ class AudioInfo:
     backend : str
         ``'soundfile'`` or ``'ffmpeg'``: the backend that will decode it.
     n_frames : int or None
-        Number of samples per channel from the header (soundfile); ``None``
-        where only an estimated duration is known (ffmpeg).
+        Number of samples per channel at ``sr_native`` when known exactly (a
+        soundfile header, or counted by decoding); ``None`` where the
+        duration is ffprobe's figure or an MP3 frame count (exact to within
+        the encoder's delay and padding, < 0.06 s).
+    duration_source : str
+        Where ``duration_s`` comes from: ``'header'``, ``'frame scan'`` (MP3
+        frame headers counted, no decoding) or ``'decoded'`` (a full decode
+        counted, for files whose header says nothing or lies: FLAC with
+        total_samples 0, chained Ogg, a WAV whose data size was never filled
+        in, raw AAC/AC-3 streams, Matroska, ASF...).
     """
 
     path: str
@@ -146,6 +160,7 @@ class AudioInfo:
     format: str
     backend: str
     n_frames: int | None
+    duration_source: str = "header"
 
 
 # ----------------------------------------------------------------------------
@@ -298,6 +313,24 @@ def _err_text(e: BaseException) -> str:
     return text.splitlines()[-1][:300]
 
 
+_UNRECOGNISED = "unrecognised format"
+
+
+def _plain(p: str, text: str) -> str:
+    """A backend's refusal in plain words: without the path, libsndfile's
+    "Error opening '...': " prefix, or its misleading "File does not exist
+    or is not a regular file (possibly a pipe?)" for contents it does not
+    recognise."""
+    text = text.replace(_ffmpeg_url(p), "").replace(p, "").strip()
+    text = re.sub(r"^Error opening\s*(''|\"\")?\s*:\s*", "", text).lstrip(": ").strip()
+    text = re.sub(r"^Error in (\w+) file\.?\s*", lambda m: f"damaged {m.group(1)} file: ", text)
+    low = text.lower()
+    if ("does not exist or is not a regular file" in low or "format not recognised" in low
+            or low in ("invalid argument", "invalid data found when processing input")):  # fmt: skip
+        return _UNRECOGNISED
+    return text.rstrip(".") or _UNRECOGNISED
+
+
 def _sf_info(p: str) -> AudioInfo:
     import soundfile as sf
 
@@ -375,8 +408,34 @@ def _ffprobe_info(p: str, ffprobe: str) -> AudioInfo:
 
 
 def _probe(path) -> AudioInfo:
-    """Check ``path`` and find the backend that can read it."""
+    """Check ``path``, find the backend that can read it and the true length.
+
+    The answer is cached per file (path, inode, size, modification time and
+    whether ffmpeg is on ``PATH``), so the measuring done by
+    :func:`_settle_length` is paid once per file and process.
+    """
     p = _check_path(path)
+    try:
+        st = os.stat(p)
+        key = (os.path.abspath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+               _which("ffmpeg") is not None and _which("ffprobe") is not None)  # fmt: skip
+    except OSError:  # pragma: no cover - vanished between the two stats
+        return _settle_length(_probe_header(p), 0)
+    with _info_lock:
+        hit = _info_cache.get(key)
+        if hit is not None:
+            _info_cache.move_to_end(key)
+            return hit if hit.path == p else dataclasses.replace(hit, path=p)
+    inf = _settle_length(_probe_header(p), st.st_size)
+    with _info_lock:
+        _info_cache[key] = inf
+        while len(_info_cache) > _INFO_CACHE_SIZE:
+            _info_cache.popitem(last=False)
+    return inf
+
+
+def _probe_header(p: str) -> AudioInfo:
+    """What the header says (``p`` already checked by :func:`_check_path`)."""
     ext = os.path.splitext(p)[1].lower()
     ffmpeg, ffprobe = _which("ffmpeg"), _which("ffprobe")
     have_ffmpeg = ffmpeg is not None and ffprobe is not None
@@ -401,8 +460,181 @@ def _probe(path) -> AudioInfo:
             f"not a readable audio file (soundfile: {reasons.get('soundfile')}); "
             f"install ffmpeg to try more formats",
         )
-    detail = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+    plain = {k: _plain(p, v) for k, v in reasons.items()}
+    if set(plain.values()) == {_UNRECOGNISED}:
+        raise AudioError(p, "not a readable audio file (unrecognised format: neither libsndfile nor ffmpeg reads it)")
+    detail = "; ".join(f"{k}: {v}" for k, v in plain.items())
     raise AudioError(p, f"not a readable audio file ({detail})")
+
+
+# ----------------------------------------------------------------------------
+# the true length (see AudioInfo.duration_source)
+
+_info_cache: OrderedDict = OrderedDict()
+_info_lock = threading.Lock()
+_INFO_CACHE_SIZE = 512
+# A file whose header gives 0 frames but that is larger than this many bytes
+# may hold audio after all (a WAV whose data size was never filled in).
+_HEADER_ONLY_BYTES = 1024
+# libsndfile formats whose decoding can stop early on damage ffmpeg decodes past.
+_SF_RESUMABLE = frozenset({"mp3", "flac", "ogg"})
+# MP3 frames interrupted by more junk than this (bytes) are decoded by ffmpeg:
+# libmpg123, as libsndfile runs it, gives up resynchronising after 1 KiB.
+_MP3_MAX_GAP = 1024
+
+
+def _count_ffmpeg(p: str, sr: int) -> int:
+    """Samples per channel that ffmpeg decodes from the first audio stream at
+    ``sr`` Hz (a full decode, piped as 16-bit mono and counted; nothing kept).
+
+    Returns 0 if ffmpeg decodes nothing or cannot run.
+    """
+    ffmpeg = _which("ffmpeg")
+    if ffmpeg is None:
+        return 0
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", _ffmpeg_url(p), "-map", "0:a:0", "-vn", "-sn", "-dn",
+           "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(sr), "pipe:1"]  # fmt: skip
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError as e:
+        logger.debug("cannot run ffmpeg on %s: %s", p, e)
+        return 0
+    n = 0
+    try:
+        while True:
+            buf = proc.stdout.read(1 << 20)
+            if not buf:
+                break
+            n += len(buf)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    return n // 2
+
+
+def _ogg_maybe_chained(p: str) -> bool:
+    from . import _length
+
+    try:
+        return _length.ogg_last_serial_differs(p)
+    except (OSError, ValueError):
+        return False
+
+
+def _sf_last_frame_decodes(inf: AudioInfo) -> bool:
+    """Whether libsndfile decodes the last frame its header announces (a seek
+    and one frame, < 1 ms for an intact FLAC; a cut file fails)."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(inf.path) as f:
+            f.seek(inf.n_frames - 1)
+            return len(f.read(1, dtype="float32")) == 1
+    except (RuntimeError, ValueError, OSError, TypeError, EOFError):
+        return False
+
+
+def _measured(inf: AudioInfo, why: str, *, damaged: bool = False) -> AudioInfo:
+    """``inf`` with its length counted by a full decode.
+
+    With ffmpeg, ffmpeg decodes the file from now on too (it reads every link
+    of a chained Ogg, past a FLAC header without a total, a WAV data chunk
+    whose size is 0, past junk in an MP3): the callers ask only where
+    libsndfile decodes less.  Without ffmpeg, libsndfile's own decode is
+    counted.
+    """
+    p, sr0 = inf.path, inf.sr_native
+    level = logging.WARNING if damaged else logging.INFO
+    have_ffmpeg = _which("ffmpeg") is not None and _which("ffprobe") is not None
+    n = _count_ffmpeg(p, sr0) if have_ffmpeg else 0
+    if n > 0:  # (libsndfile decodes less: nothing, one link, up to the damage)
+        logger.log(level, "%s: %s; %.2f s decode (counted with ffmpeg)", p, why, n / sr0)
+        return dataclasses.replace(inf, backend="ffmpeg", n_frames=n, duration_s=n / sr0,
+                                   duration_source="decoded")  # fmt: skip
+    if inf.backend == "ffmpeg":
+        return dataclasses.replace(inf, n_frames=0, duration_s=0.0, duration_source="decoded")
+    if inf.n_frames is not None and not damaged:
+        return inf
+    blocks = _sf_blocks(inf, 0, resume=False)
+    try:
+        n = sum(len(b) for b in blocks)
+    finally:
+        blocks.close()
+    logger.log(level, "%s: %s; %.2f s decode (counted with libsndfile)", p, why, n / sr0)
+    return dataclasses.replace(inf, n_frames=n, duration_s=n / sr0, duration_source="decoded")
+
+
+def _mp3_length(inf: AudioInfo) -> AudioInfo:
+    """An MP3's length: its Xing/Info/VBRI header's if that matches the bytes,
+    else its frame headers counted (VBR without a frame table, junk between
+    frames; junk libmpg123 cannot resynchronise past sends it to ffmpeg)."""
+    from . import _length
+
+    p = inf.path
+    try:
+        x = _length.mp3_xing(p)
+        if (x is not None and x.frames and x.nbytes and inf.n_frames is not None
+                and abs(x.nbytes - x.data_bytes) <= x.data_bytes // 100):  # fmt: skip
+            return inf
+        scan = _length.scan_mp3(p)
+    except (OSError, ValueError) as e:
+        logger.debug("%s: cannot scan MP3 frames (%s)", p, e)
+        scan = None
+    if scan is None or scan.frames == 0 or scan.sr != inf.sr_native:
+        return _measured(inf, "MP3 frames cannot be counted")
+    if scan.largest_gap > _MP3_MAX_GAP:
+        return _measured(inf, f"{scan.largest_gap} bytes of junk between MP3 frames", damaged=True)
+    if inf.n_frames is not None and abs(inf.n_frames - scan.samples) <= 2 * 1152:
+        return inf  # the header agrees with the frames (CBR)
+    logger.info("%s: header says %.2f s, %d MP3 frames hold %.2f s (VBR without a frame table?)",
+                p, inf.duration_s, scan.frames, scan.samples / scan.sr)  # fmt: skip
+    return dataclasses.replace(inf, n_frames=None, duration_s=scan.samples / scan.sr, duration_source="frame scan")
+
+
+def _settle_length(inf: AudioInfo, size: int) -> AudioInfo:
+    """``inf`` with a length to trust (see :attr:`AudioInfo.duration_source`).
+
+    Trusted as it is: a libsndfile header with a total (WAV, AIFF, FLAC, Ogg
+    with one logical stream), an MP4/MOV/... duration from ffprobe.
+    Measured: MP3 (:func:`_mp3_length`), no total (FLAC total_samples 0,
+    chained Ogg), 0 frames in a file with more than a header, ffprobe
+    estimates (raw AAC/AC-3/MP3 streams, Matroska, ASF, Ogg).
+
+    Raises
+    ------
+    AudioError
+        A chained Ogg file and no ffmpeg to decode all its links.
+    """
+    p = inf.path
+    if inf.backend == "soundfile":
+        if inf.format == "mp3":
+            return _mp3_length(inf)
+        if inf.format == "ogg" and (inf.n_frames is None or _ogg_maybe_chained(p)):
+            # libsndfile reads the first link of a chained file only, and gives
+            # it as the file's length or none at all
+            from . import _length
+
+            links = _length.ogg_logical_streams(p)
+            if links > 1:
+                if _which("ffmpeg") is None or _which("ffprobe") is None:
+                    raise AudioError(
+                        p,
+                        f"several logical Ogg streams (chained file, {links} links): libsndfile reads "
+                        "only the first; install ffmpeg to read them all",
+                    )
+                return _measured(inf, f"several logical Ogg streams (chained file, {links} links)")
+        if inf.n_frames is None:
+            return _measured(inf, "the header gives no length")
+        if inf.n_frames == 0 and size > _HEADER_ONLY_BYTES:
+            return _measured(inf, "the header says 0 frames (data size never filled in?)")
+        if inf.format == "flac" and inf.n_frames > 0 and not _sf_last_frame_decodes(inf):
+            return _measured(inf, "its last frames do not decode (file truncated?)", damaged=True)
+        return inf
+    if inf.format in _FFMPEG_SEEKABLE and math.isfinite(inf.duration_s):
+        return inf
+    return _measured(inf, "ffprobe only estimates the length")
 
 
 def _check_finite(p: str, data: np.ndarray) -> None:
@@ -439,12 +671,15 @@ def _sf_open_at(p: str, start: int):
         raise
 
 
-def _sf_blocks(inf: AudioInfo, start: int, count: int | None = None) -> Iterator[np.ndarray]:
+def _sf_blocks(inf: AudioInfo, start: int, count: int | None = None, *, resume: bool = True) -> Iterator[np.ndarray]:
     """Mono native-rate blocks of frames ``[start, start + count)`` (soundfile).
 
     A decoding error mid-file (truncated or corrupt data) is retried with
-    smaller reads, so that everything before the damage is returned; then
-    decoding stops with a warning.
+    smaller reads, so that everything before the damage is returned.  Then,
+    for MP3, FLAC and Ogg with ``resume`` and ffmpeg on ``PATH``, ffmpeg
+    decodes on from the same frame (it resynchronises past damage that
+    libsndfile stops at; the longer decode is kept); otherwise decoding
+    stops with a warning.
     """
     p, pos, step = inf.path, start, _READ_FRAMES
     _errors = (RuntimeError, ValueError, OSError, TypeError, EOFError)
@@ -471,6 +706,9 @@ def _sf_blocks(inf: AudioInfo, start: int, count: int | None = None) -> Iterator
                     raise AudioError(p, f"cannot decode audio ({_err_text(e)})") from None
                 logger.warning("%s: decoding stopped early at frame %d (%s); file truncated or corrupt",
                                p, pos, _err_text(e))  # fmt: skip
+                if resume and inf.format in _SF_RESUMABLE and _which("ffmpeg") is not None:
+                    f.close()
+                    yield from _sf_resume_with_ffmpeg(inf, pos, None if count is None else start + count - pos)
                 return
             if len(data) == 0:
                 break
@@ -484,7 +722,18 @@ def _sf_blocks(inf: AudioInfo, start: int, count: int | None = None) -> Iterator
         logger.warning("%s: header announces %d frames but only %d decode; file truncated?", p, inf.n_frames, pos)
 
 
-def _ffmpeg_blocks(inf: AudioInfo, start: int, count: int | None = None) -> Iterator[np.ndarray]:
+def _sf_resume_with_ffmpeg(inf: AudioInfo, pos: int, count: int | None) -> Iterator[np.ndarray]:
+    """ffmpeg's decode of frames ``[pos, pos + count)`` after libsndfile stopped at ``pos``."""
+    got = 0
+    for b in _ffmpeg_blocks(dataclasses.replace(inf, backend="ffmpeg"), pos, count, quiet=True):
+        got += len(b)
+        yield b
+    if got:
+        logger.warning("%s: ffmpeg decoded %.2f s more after libsndfile stopped at %.2f s",
+                       inf.path, got / inf.sr_native, pos / inf.sr_native)  # fmt: skip
+
+
+def _ffmpeg_blocks(inf: AudioInfo, start: int, count: int | None = None, *, quiet: bool = False) -> Iterator[np.ndarray]:
     """Mono native-rate blocks of frames ``[start, start + count)`` (ffmpeg pipe).
 
     ffmpeg writes raw float32 at the native rate and channel count to a pipe
@@ -545,9 +794,12 @@ def _ffmpeg_blocks(inf: AudioInfo, start: int, count: int | None = None) -> Iter
         err = errf.read(1 << 16).decode("utf-8", "replace").strip()
     if rc != 0 or err:
         reason = err.splitlines()[-1] if err else f"ffmpeg exit status {rc}"
-        if n_out == 0 and start == 0:
+        if n_out == 0 and start == 0 and not quiet:
             raise AudioError(p, f"cannot decode audio (ffmpeg: {reason})")
-        logger.warning("%s: ffmpeg reported errors (%s); file truncated or corrupt?", p, reason)
+        # ffmpeg also complains about files it decodes whole (timestamps of
+        # chained Ogg links, a resync past junk): a warning only if it failed
+        level = logging.WARNING if rc != 0 and not quiet else logging.DEBUG
+        logger.log(level, "%s: ffmpeg reported errors (%s); file truncated or corrupt?", p, reason)
 
 
 def _native_blocks(inf: AudioInfo, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
@@ -962,7 +1214,7 @@ def load_windows(path, starts_s, window_samples: int, *, sr: int = _DEFAULT_SR) 
     sr0 = inf.sr_native
     if inf.n_frames is not None:
         n_est = (2 * inf.n_frames * sr + sr0) // (2 * sr0)  # soxr's output length
-        exact = inf.backend == "soundfile"
+        exact = inf.backend == "soundfile" or inf.duration_source == "decoded"
     elif math.isfinite(inf.duration_s):
         n_est, exact = int(round(inf.duration_s * sr)), False
     else:

@@ -11,8 +11,10 @@ drawn; no global backend switch).
   or per-artist mean tag probabilities for one group of tags (genre, mood,
   instruments/voice, era).
 * :func:`closest_pairs` -- the most similar pairs of tracks in the collection.
-* :func:`near_duplicates` -- the same recording twice (same content hash, or
-  near-identical embeddings: another encoding, a copy).
+* :func:`near_duplicates` -- the same recording twice (same content hash, the
+  same acoustic fingerprint: another encoding, a trimmed copy; near-identical
+  embeddings only for tracks without a fingerprint;
+  :mod:`recommender.recommend.recordings`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from ..errors import ParameterError
 from ..analysis import profiles as _profiles
 from ..store.spaces import check_space
 from ..viz.collection import plot_profiles  # noqa: F401  (re-exported; matplotlib is imported when drawing)
-from . import view
-from .playlists import DUPLICATE_COSINE
+from . import recordings, view
+from .recordings import DUPLICATE_COSINE
 
 logger = logging.getLogger(__name__)
 
@@ -296,8 +298,8 @@ def closest_pairs(
     exclude_same_album, exclude_same_artist : bool
         Only pairs across albums / artists (by tag; untagged tracks pass).
     exclude_duplicates : bool
-        Skip pairs that are the same recording (same content hash or cosine
-        >= ``duplicate_cosine``; see :func:`near_duplicates`).
+        Skip pairs that are the same recording (see :func:`near_duplicates`;
+        ``duplicate_cosine`` is the fallback for tracks without a fingerprint).
 
     Returns
     -------
@@ -309,14 +311,14 @@ def closest_pairs(
     check_space(space)
     meta = view.metadata(rec)
     total = len(meta)
+    groups = recordings.recording_groups(rec, duplicate_cosine=duplicate_cosine) if exclude_duplicates else None
     k = 10
     while True:
         pairs = _neighbour_pairs(rec, space, k)
         good = []
         for (a, b), c in sorted(pairs.items(), key=lambda kv: -kv[1]):
             ra, rb = meta.loc[a], meta.loc[b]
-            if exclude_duplicates and ((ra["hash_key"] is not None and ra["hash_key"] == rb["hash_key"])
-                                       or c >= duplicate_cosine):
+            if groups is not None and groups.key(a) == groups.key(b):
                 continue
             if exclude_same_album and ra["album_key"] is not None and ra["album_key"] == rb["album_key"]:
                 continue
@@ -330,63 +332,54 @@ def closest_pairs(
     return _pairs_frame(rec, good[:n])
 
 
-def near_duplicates(rec, *, threshold: float = DUPLICATE_COSINE, space: str = "embedding") -> pd.DataFrame:
+def near_duplicates(rec, *, threshold: float = DUPLICATE_COSINE, space: str = "embedding",
+                    fingerprint_threshold: float | None = None) -> pd.DataFrame:
     """Pairs of tracks that are the same recording.
 
     A pair is reported when both files have the same content hash (the same
-    audio bytes under two paths) or their vectors have a cosine of at least
-    ``threshold`` (another encoding or a re-rip of the same recording: an
-    MP3 and a FLAC of one song score > 0.99 in the musicnn embedding, while
-    distinct songs of one soundtrack stay below ~0.96).
+    audio bytes under two paths), or both have an acoustic fingerprint and
+    the fingerprints match (another encoding or bitrate, a few seconds
+    trimmed), or -- only when one of them has no fingerprint -- their
+    ``'embedding'`` vectors have a cosine of at least ``threshold``.  See
+    :mod:`recommender.recommend.recordings`; two fingerprinted songs that
+    merely sound alike are never reported.
+
+    Parameters
+    ----------
+    rec : Recommender
+    threshold : float
+        Fallback cosine in [-1, 1] for tracks without a fingerprint.
+    space : {'embedding'}
+        Kept for compatibility: the fallback is always measured in the
+        ``'embedding'`` space.
+    fingerprint_threshold : float, optional
+        Fingerprint score in [0, 1] (default
+        :data:`recommender.io.fingerprint.THRESHOLD`).
 
     Returns
     -------
     pd.DataFrame
-        Columns ``id_a, id_b, cosine, reason`` (``'same content'`` or
-        ``'near-identical embedding'``) then the pairs' metadata and paths,
-        most similar first.
+        Columns ``id_a, id_b, cosine, reason`` (``'same content'``,
+        ``'fingerprint'`` or ``'near-identical embedding'``), ``score`` (1 for
+        the same content, the fingerprint score in [0, 1], or the cosine),
+        ``offset_s`` (seconds to add to a time in ``a`` to find the same audio
+        in ``b``; NaN for the embedding fallback), then the pairs' metadata
+        and paths; the same content first, then fingerprints, then the
+        fallback, each by decreasing score.
+
+    Raises
+    ------
+    ParameterError
+        A threshold out of range, or ``space`` not ``'embedding'``.
     """
     threshold = check_number("threshold", threshold, min=-1, max=1)
-    check_space(space)
-    meta = view.metadata(rec)
-    ids, X = view.vectors(rec, space)
-    pos = {int(t): i for i, t in enumerate(ids)}
-    found = {}
-    # same content hash
-    h = meta["hash_key"].dropna()
-    for _, grp in h.groupby(h.values):
-        g = sorted(int(t) for t in grp.index)
-        for i in range(len(g)):
-            for j in range(i + 1, len(g)):
-                if g[i] in pos and g[j] in pos:
-                    c = float(X[pos[g[i]]] @ X[pos[g[j]]])
-                else:
-                    c = float("nan")
-                found[(g[i], g[j])] = (c, "same content")
-    # near-identical vectors: grow k until the k-th neighbour falls below the threshold
-    idx = rec.faiss_index(space)
-    n = len(ids)
-    k = min(n, 11)
-    todo = np.arange(n)
-    while len(todo):
-        S, I = idx.search(X[todo], k)
-        again = []
-        for r, qi in enumerate(todo):
-            q = int(ids[qi])
-            for c, t in zip(S[r], I[r]):
-                t = int(t)
-                if t < 0 or t == q or c < threshold:
-                    continue
-                key = (q, t) if q < t else (t, q)
-                if key not in found:
-                    found[key] = (float(c), "near-identical embedding")
-            if k < n and S[r, -1] >= threshold:
-                again.append(qi)
-        if not again or k >= n:
-            break
-        todo = np.asarray(again)
-        k = min(n, k * 4)
-    items = sorted(found.items(), key=lambda kv: (-(kv[1][0] if kv[1][0] == kv[1][0] else 2.0), kv[0]))
-    df = _pairs_frame(rec, [(a, b, c) for (a, b), (c, _) in items])
-    df.insert(3, "reason", [r for _, (_, r) in items])
+    if space != "embedding":
+        check_space(space)
+        raise ParameterError(f"space={space!r}: duplicates are judged in the 'embedding' space only")
+    kw = {} if fingerprint_threshold is None else {"threshold": fingerprint_threshold}
+    pairs = recordings.duplicate_pairs(rec, duplicate_cosine=threshold, **kw)
+    df = _pairs_frame(rec, zip(pairs["id_a"], pairs["id_b"], pairs["cosine"]))
+    df.insert(3, "reason", pairs["reason"].to_numpy())
+    df.insert(4, "score", pairs["score"].to_numpy(dtype=float))
+    df.insert(5, "offset_s", pairs["offset_s"].to_numpy(dtype=float))
     return df

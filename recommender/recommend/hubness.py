@@ -34,7 +34,7 @@ import pandas as pd
 from .._utils import check_choice, check_int, unit_rows
 from ..errors import ParameterError
 from ..store.spaces import check_space
-from . import view
+from . import recordings, view
 
 __all__ = [
     "HubnessCorrection",
@@ -272,7 +272,8 @@ def knn(rec, k=10, *, space="embedding", hubness=None, pool=None, exclude_duplic
         Cosine neighbours re-ranked per track (default ``max(5 k, 50)``; the
         whole collection when it is smaller).
     exclude_duplicates : bool
-        Skip tracks with the query's content hash (copies of the same file).
+        Skip other copies of the query's recording (same content hash or
+        fingerprint; :func:`recommender.recommend.recordings.recording_groups`).
 
     Returns
     -------
@@ -290,9 +291,8 @@ def knn(rec, k=10, *, space="embedding", hubness=None, pool=None, exclude_duplic
     idx = rec.faiss_index(space)
     fetch = max(5 * k + 1, 50) if pool is None else max(int(pool), k + 1)
     fetch = min(n, fetch)
-    hashes = view.metadata(rec)["hash_key"].reindex(ids).to_numpy() if exclude_duplicates else None
+    groups = recordings.recording_groups(rec) if exclude_duplicates else None
     corr = hubness_correction(rec, hubness, space=space) if hubness else None
-    hash_of = dict(zip(ids.tolist(), hashes.tolist())) if hashes is not None else {}
     N = np.full((n, k), -1, dtype=np.int64)
     Sc = np.full((n, k), -np.inf)
     for s in range(0, n, 2048):
@@ -302,9 +302,9 @@ def knn(rec, k=10, *, space="embedding", hubness=None, pool=None, exclude_duplic
             qid = int(ids[qi])
             cand, sc = I[r], S[r].astype(np.float64)
             bad = (cand < 0) | (cand == qid)
-            if hashes is not None and hashes[qi] is not None:
-                h = hashes[qi]
-                bad |= np.fromiter((hash_of.get(int(c)) == h for c in cand), dtype=bool, count=len(cand))
+            if groups is not None and groups.same_as(qid):
+                same = groups.same_as(qid)
+                bad |= np.fromiter((int(c) in same for c in cand), dtype=bool, count=len(cand))
             cand, sc = cand[~bad], sc[~bad]
             if corr is not None:
                 sc = corr.adjust(sc, cand, query_stats=corr.query_stats(query_id=qid))

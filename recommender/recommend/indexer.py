@@ -2,10 +2,19 @@
 
 ::
 
-    walk(paths)                    -> {path: FileEntry}, walk errors
+    walk(paths)                    -> {path: FileEntry}, walk errors (and what was skipped, and why)
     plan_update(found, states, …)  -> IndexPlan(todo, changed, moved, missing, unchanged, known_failures, hashes)
     apply_plan(catalog, plan)      -> moves and removals written
-    analyse_into(catalog, plan, …) -> results committed every COMMIT_EVERY_S seconds
+    analyse_into(catalog, plan, …) -> results committed every COMMIT_EVERY_S seconds;
+                                      fingerprints (fpcalc) computed beside the analysis
+
+One file never stops a run: whatever goes wrong with one file at any stage
+(walk, stat, content hash, tags, decoding and analysis, storing) is recorded
+as that file's failure with a plain reason (:meth:`Catalog.record_failure`,
+:attr:`UpdateReport.failures`) and the run goes on; only a catalog that
+cannot be written (:class:`~recommender.errors.CatalogError`: disk full, I/O)
+or an interrupt stops it.  A fingerprint that cannot be computed is logged
+and the track is indexed without one.
 
 :func:`plan_update` is a pure function of the walk, the catalog's
 :meth:`~recommender.store.catalog.Catalog.file_states` and its recorded
@@ -19,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -27,8 +37,9 @@ import numpy as np
 
 from .._utils import check_int
 from ..analysis.pipeline import AnalysisFailure
-from ..io import collection
-from ..io.collection import FileEntry
+from ..errors import CatalogError, RecommenderError
+from ..io import collection, fingerprint
+from ..io.collection import FileEntry, display_path
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,14 @@ __all__ = [
 
 #: How often (seconds) analysed tracks are committed during an update.
 COMMIT_EVERY_S = 2.0
+#: Seconds of audio fingerprinted from the start of each track (Chromaprint via fpcalc): 30 s
+#: finds every copy that 60 s does (bench_duplicates.py: recall 1.000, 0 false pairs, both)
+#: for ~65 ms of fpcalc CPU per track instead of ~94 ms.
+FINGERPRINT_LENGTH_S = 30
+#: Threads running fpcalc beside the analysis (each runs one subprocess at a time).
+FINGERPRINT_THREADS = 1
+#: Fingerprints computed ahead of the analysis at most (bounds memory).
+FINGERPRINT_AHEAD = 32
 
 
 @dataclasses.dataclass
@@ -63,18 +82,32 @@ class UpdateReport:
     seconds: float = 0.0
     audio_seconds: float = 0.0
     failures: list = dataclasses.field(default_factory=list)
+    #: Entries the walk left out on purpose (OS metadata, hidden, reached twice through links):
+    #: ``{reason: count}`` (see :func:`recommender.io.collection.iter_audio_files`).
+    skipped: dict = dataclasses.field(default_factory=dict)
+    #: Tracks given an acoustic fingerprint in this update.
+    fingerprinted: int = 0
+
+    @property
+    def n_skipped(self) -> int:
+        """Number of entries the walk left out on purpose."""
+        return int(sum(self.skipped.values()))
 
     def to_json(self) -> dict:
+        """The report as JSON-ready values; ``skipped`` is ``{"total": n, "by_reason": {reason: n}}``."""
         d = dataclasses.asdict(self)
         d["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
+        d["skipped"] = {"total": self.n_skipped, "by_reason": dict(sorted(self.skipped.items()))}
         return d
 
     def __str__(self):
         rtf = self.audio_seconds / self.seconds if self.seconds > 0 else 0.0
+        why = ", ".join(f"{r} {n}" for r, n in sorted(self.skipped.items(), key=lambda x: (-x[1], x[0])))
         return (
             f"added {self.added}, updated {self.updated}, moved {self.moved}, removed {self.removed}, "
             f"unchanged {self.unchanged}, failed {self.failed}"
             + (f" (+{self.skipped_failed} known failures skipped)" if self.skipped_failed else "")
+            + (f", skipped {self.n_skipped} ({why})" if self.skipped else "")
             + f" in {self.seconds:.1f} s"
             + (f" ({rtf:.0f}x real time)" if self.audio_seconds > 0 else "")
         )
@@ -120,17 +153,40 @@ class IndexPlan:
 
 
 # ------------------------------------------------------------------------ plan
-def walk(paths: Iterable[str]) -> tuple[dict, list]:
+def walk(paths: Iterable[str], *, skipped: list | None = None, include_hidden: bool = False) -> tuple[dict, list]:
     """``({path: FileEntry}, [(path, reason), ...])``: the audio files under
-    ``paths`` and what could not be listed or stat'ed."""
+    ``paths`` and what could not be listed or stat'ed.
+
+    ``skipped``, when given, receives ``(path, reason)`` for each entry left
+    out on purpose (see :func:`recommender.io.collection.iter_audio_files`).
+    """
     errors: list = []
     found: dict = {}
-    for p in collection.iter_audio_files(paths, errors=errors):
+    for p in collection.iter_audio_files(paths, errors=errors, skipped=skipped, include_hidden=include_hidden):
         try:
             found[p] = collection.stat_entry(p)
         except OSError as e:
-            errors.append((p, f"cannot stat ({e.strerror or e})"))
+            reason = "broken symbolic link" if os.path.islink(p) and not os.path.exists(p) else \
+                f"cannot read the file's size and date ({e.strerror or e})"
+            errors.append((p, reason))
+        except Exception as e:  # one file never stops a run
+            errors.append((p, plain_reason("cannot read the file's size and date", e)))
     return found, errors
+
+
+def plain_reason(what: str, exc: BaseException) -> str:
+    """``"what (message)"``: a failure reason for a user, without the exception's type name.
+
+    Our errors carry a plain ``reason``; an ``OSError`` its ``strerror``;
+    anything else its message (or "unexpected error" when it has none).
+    The result is valid UTF-8 (undecodable file-name bytes as ``\\xNN``).
+    """
+    msg = getattr(exc, "reason", None) if isinstance(exc, RecommenderError) else None
+    if msg is None and isinstance(exc, OSError):
+        msg = exc.strerror
+    if not msg:
+        msg = str(exc).strip() or "unexpected error"
+    return display_path(f"{what} ({msg})")
 
 
 def plan_update(
@@ -208,7 +264,9 @@ def _find_moves(plan: IndexPlan, key: str, content_hash: Callable) -> None:
             continue
         try:
             h = plan.hashes[fe.path] = content_hash(fe.path, size=fe.size)
-        except OSError:
+        except Exception as e:  # not a move; hashed (and failing, if it must) again when stored
+            if not isinstance(e, OSError):
+                logger.warning("%s: %s", display_path(fe.path), plain_reason("cannot hash the file", e))
             still.append(fe)
             continue
         old_path = by_hash.get(h)
@@ -233,11 +291,16 @@ def apply_plan(cat, plan: IndexPlan, report: UpdateReport) -> None:
 def track_record(res, fe: FileEntry, key: str, *, content_hash, tags: dict):
     """``(record, vectors, patches)`` for :meth:`Catalog.add_track` from an analysis result.
 
-    ``record`` holds ``tags`` (artist, album …) and the file's bookkeeping;
-    ``vectors`` the ``embedding`` (d,), ``tags`` (n_tags,), ``embedding_std``
-    (d,) and, when analysed, ``layer_summary`` vectors.
+    ``record`` holds ``tags`` (artist, album_artist, album …, as
+    :func:`~recommender.io.collection.read_tags` gives them; its ``tags``
+    entry, every value of every tag, goes to ``tags_json``), the file's
+    bookkeeping and ``audio_flag`` (``None``, ``'silent'`` or ``'inaudible'``,
+    from the analysis when it tells); ``vectors`` the ``embedding`` (d,),
+    ``tags`` (n_tags,), ``embedding_std`` (d,) and, when analysed,
+    ``layer_summary`` vectors.
     """
     record = dict(tags)
+    all_tags = record.pop("tags", None)
     record.update(
         path=fe.path,
         size=fe.size,
@@ -247,6 +310,8 @@ def track_record(res, fe: FileEntry, key: str, *, content_hash, tags: dict):
         analysis_key=key,
         sampling=res.sampling_json(),
         n_patches=res.n_patches,
+        tags_json=all_tags or None,
+        audio_flag=getattr(res, "audio_flag", None),
     )
     vectors = {
         "embedding": res.embedding,
@@ -260,52 +325,226 @@ def track_record(res, fe: FileEntry, key: str, *, content_hash, tags: dict):
     return record, vectors, patches
 
 
-def _store(cat, res, fe: FileEntry, key: str, hashes: dict) -> None:
+_TYPE_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Warning|Exit): ")
+
+
+def _plain_analysis_reason(reason) -> str:
+    """An analysis failure's reason without a leading exception type name ("ValueError: x" -> "x")."""
+    r = display_path(str(reason))
+    if _TYPE_PREFIX.match(r):
+        r = "could not be analysed (" + _TYPE_PREFIX.sub("", r, count=1) + ")"
+    return r
+
+
+class _StageError(Exception):
+    """One file failed at one stage of storing; ``reason`` is the plain reason recorded."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None) -> bool:
+    """Store one analysis (one savepoint); ``True`` if a fingerprint was stored with it.
+
+    Raises :class:`_StageError` with a reason naming the stage that failed
+    (hash, tags, storing); :class:`CatalogError` (the catalog cannot be
+    written) propagates.
+    """
     chash = hashes.get(fe.path)
     if chash is None:
         try:
             chash = collection.content_hash(fe.path, size=fe.size)
-        except OSError:
-            chash = None
-    record, vectors, patches = track_record(res, fe, key, content_hash=chash, tags=collection.read_tags(fe.path))
-    cat.add_track(record, vectors=vectors, patches=patches, descriptors=res.descriptors)
+        except OSError as e:
+            raise _StageError(plain_reason("cannot read the file", e)) from None
+        except Exception as e:
+            raise _StageError(plain_reason("cannot hash the file", e)) from None
+    try:
+        tags = collection.read_tags(fe.path)
+    except Exception as e:
+        raise _StageError(plain_reason("cannot read its tags", e)) from None
+    try:
+        record, vectors, patches = track_record(res, fe, key, content_hash=chash, tags=tags)
+        with cat.write_batch():  # one savepoint: the track and its fingerprint, or neither
+            tid = cat.add_track(record, vectors=vectors, patches=patches, descriptors=res.descriptors)
+            fp = fingerprints.take(fe.path) if fingerprints is not None else None
+            if fp is not None:
+                cat.set_fingerprint(tid, *fp)
+    except CatalogError:
+        raise  # the catalog itself cannot be written: stop the run
+    except Exception as e:
+        raise _StageError(plain_reason("cannot be stored in the index", e)) from None
+    return fp is not None
+
+
+class _Fingerprints:
+    """Chromaprint fingerprints computed beside the analysis, in a small thread pool.
+
+    ``fpcalc`` runs as a subprocess, so its threads do not hold the GIL.  At
+    most ``ahead`` results wait to be taken (memory stays bounded).  A
+    failure is logged and gives ``None``: the track is indexed without a
+    fingerprint.
+    """
+
+    def __init__(self, paths, *, length_s: float, threads: int, ahead: int):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.length_s = length_s
+        self._queue = deque(paths)
+        self._pending: dict = {}
+        self._ahead = max(1, int(ahead))
+        self._pool = ThreadPoolExecutor(max_workers=max(1, int(threads)), thread_name_prefix="fpcalc")
+        self.failed = 0
+        self._fill()
+
+    def _submit(self, path):
+        self._pending[path] = self._pool.submit(fingerprint.fingerprint_file, path, max_length_s=self.length_s)
+
+    def _fill(self):
+        while self._queue and len(self._pending) < self._ahead:
+            p = self._queue.popleft()
+            if p not in self._pending:
+                self._submit(p)
+
+    def take(self, path):
+        """``(bytes, duration_s)`` of ``path``'s fingerprint, or ``None`` if it could not be computed."""
+        fut = self._pending.pop(path, None)
+        if fut is None:
+            try:
+                self._queue.remove(path)
+            except ValueError:
+                pass
+            self._submit(path)
+            fut = self._pending.pop(path)
+        self._fill()
+        try:
+            fp = fut.result()
+            return fingerprint.fingerprint_to_bytes(fp), fp.duration_s
+        except Exception as e:
+            self.failed += 1
+            logger.warning("%s: no fingerprint: %s", display_path(path), plain_reason("not fingerprinted", e))
+            return None
+
+    def forget(self, path):
+        """Drop ``path``'s fingerprint (its analysis failed)."""
+        fut = self._pending.pop(path, None)
+        if fut is not None:
+            fut.cancel()
+        self._fill()
+
+    def close(self):
+        self._queue.clear()
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _fingerprinter(paths, enabled, length_s):
+    """A :class:`_Fingerprints` for ``paths``, or ``None`` (disabled, nothing to do, or no fpcalc)."""
+    if not enabled or not paths or not length_s:
+        return None
+    if not fingerprint.fingerprint_available():
+        logger.warning("fpcalc (Chromaprint) not found: tracks are indexed without acoustic fingerprints "
+                       "(Debian/Ubuntu: apt install libchromaprint-tools)")
+        return None
+    return _Fingerprints(paths, length_s=length_s, threads=FINGERPRINT_THREADS, ahead=FINGERPRINT_AHEAD)
+
+
+def _results(paths, *, model, sampling, jobs, descriptors, client):
+    """Analysis results of ``paths``, in completion order, whatever goes wrong with one file.
+
+    If the analysis itself raises (a bug, or a file that breaks the pipeline
+    beyond the per-file errors it already turns into
+    :class:`AnalysisFailure`), the files not yet returned are analysed again
+    one at a time in this process, so that only the file that raises is a
+    failure.
+    """
+    from ..analysis.parallel import analyse_parallel
+
+    done: set = set()
+    try:
+        for res in analyse_parallel(list(paths), model=model, sampling=sampling, jobs=jobs,
+                                    descriptors=descriptors, client=client):
+            done.add(res.path)
+            yield res
+        return
+    except CatalogError:
+        raise
+    except Exception as e:
+        logger.warning("the analysis stopped (%s); analysing the %d remaining files one at a time",
+                       plain_reason("error", e), len(set(paths) - done))
+    for p in paths:
+        if p in done:
+            continue
+        try:
+            got = list(analyse_parallel([p], model=model, sampling=sampling, jobs=1, descriptors=descriptors))
+        except CatalogError:
+            raise
+        except Exception as e:
+            got = [AnalysisFailure(p, plain_reason("could not be analysed", e), e)]
+        yield from got
 
 
 def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model, sampling, jobs=1,
-                 progress=True, descriptors=True, client=None, commit_every_s=COMMIT_EVERY_S) -> None:
+                 progress=True, descriptors=True, client=None, commit_every_s=COMMIT_EVERY_S,
+                 fingerprints=True, fingerprint_length_s=None) -> None:
     """Analyse ``plan.todo`` (:func:`recommender.analysis.parallel.analyse_parallel`) and
     store each result as it arrives, committing every ``commit_every_s`` seconds; a
-    failure is recorded in the catalog and the report.  An exception rolls back only
-    the batch not yet committed."""
-    from ..analysis.parallel import analyse_parallel
+    failure of one file (analysis, hash, tags, storing) is recorded in the catalog
+    and the report, and the run goes on.  An exception that stops the run (the
+    catalog cannot be written, an interrupt) rolls back only the batch not yet
+    committed.
 
+    With ``fingerprints`` (and ``fpcalc`` installed), each track's Chromaprint
+    fingerprint of its first ``fingerprint_length_s`` seconds (default
+    :data:`FINGERPRINT_LENGTH_S`) is computed in
+    :data:`FINGERPRINT_THREADS` threads beside the analysis and stored with
+    it (:meth:`Catalog.set_fingerprint`).
+    """
     entries = {fe.path: fe for fe in plan.todo}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(plan.todo), unit="track", desc="indexing", dynamic_ncols=True)
+    fps = _fingerprinter(list(entries), fingerprints,
+                         FINGERPRINT_LENGTH_S if fingerprint_length_s is None else fingerprint_length_s)
+
+    def fail(path, reason):
+        fe = entries[path]
+        cat.record_failure(path, reason, size=fe.size, mtime_ns=fe.mtime_ns)
+        report.failed += 1
+        report.failures.append((path, reason))
+
     try:
         with cat.committing_every(commit_every_s) as tick:
-            for res in analyse_parallel(list(entries), model=model, sampling=sampling, jobs=jobs,
-                                        descriptors=descriptors, client=client):
+            for res in _results(list(entries), model=model, sampling=sampling, jobs=jobs,
+                                descriptors=descriptors, client=client):
                 fe = entries[res.path]
                 if isinstance(res, AnalysisFailure):
-                    cat.record_failure(res.path, res.reason, size=fe.size, mtime_ns=fe.mtime_ns)
-                    report.failed += 1
-                    report.failures.append((res.path, res.reason))
+                    fail(res.path, _plain_analysis_reason(res.reason))
+                    if fps is not None:
+                        fps.forget(res.path)
                 else:
-                    _store(cat, res, fe, key, plan.hashes)
-                    report.audio_seconds += res.duration_s
-                    if fe.path in plan.changed:
-                        report.updated += 1
+                    try:
+                        report.fingerprinted += bool(_store(cat, res, fe, key, plan.hashes, fps))
+                    except _StageError as e:
+                        fail(res.path, e.reason)
                     else:
-                        report.added += 1
+                        report.audio_seconds += res.duration_s
+                        if fe.path in plan.changed:
+                            report.updated += 1
+                        else:
+                            report.added += 1
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(failed=report.failed, refresh=False)
                 tick()
     finally:
+        if fps is not None:
+            fps.close()
         if bar is not None:
             bar.close()
 
@@ -317,6 +556,27 @@ def _int_or_none(v):
         return int(v)
     except (TypeError, ValueError):
         return None
+
+
+def record_model(cat, model):
+    """Check ``model`` against the model the catalog records (or record it), with
+    the front-end parameters and tag names; returns ``model``.
+
+    Raises
+    ------
+    CatalogError
+        The index was built with another model or other dimensions.
+    """
+    from ..features import frontend as features
+
+    cat.check_compatible(
+        model_name=model.name,
+        weights_sha256=model.weights_sha256,
+        dims={"embedding": model.embedding_dim, "tags": model.n_tags},
+    )
+    if cat.get_meta("frontend") is None:
+        cat.set_meta(frontend=features.FRONTEND_PARAMS, tags=list(model.tags))
+    return model
 
 
 def update(
@@ -335,6 +595,8 @@ def update(
     client=None,
     commit_every_s: float = COMMIT_EVERY_S,
     before_open: Callable | None = None,
+    include_hidden: bool = False,
+    fingerprints: bool = True,
 ) -> UpdateReport:
     """Run one update of the catalog at ``catalog_path`` (see :meth:`Recommender.update`).
 
@@ -344,7 +606,9 @@ def update(
     when something is to be analysed, or for a new catalog) and
     ``rebuild(catalog)`` (refresh the derived FAISS files); ``before_open()``
     runs just before the catalog is opened for writing (the facade closes
-    its reader).
+    its reader).  ``include_hidden`` also walks hidden folders and files
+    (a name starting with ``.``); ``fingerprints`` computes each new or
+    changed track's Chromaprint fingerprint (needs ``fpcalc``).
 
     Raises
     ------
@@ -368,8 +632,12 @@ def update(
         if not cat.get_meta("model_name"):
             check_model(cat)  # a new index records its model up front
         key = analysis_key(cat)
-        found, walk_errors = walk(paths)
+        skipped: list = []
+        found, walk_errors = walk(paths, skipped=skipped, include_hidden=include_hidden)
+        for _, why in skipped:
+            report.skipped[why] = report.skipped.get(why, 0) + 1
         for p, reason in walk_errors:
+            reason = display_path(reason)
             cat.record_failure(p, reason)
             report.failures.append((p, reason))
             report.failed += 1
@@ -385,7 +653,8 @@ def update(
         if plan.todo:
             model = check_model(cat)
             analyse_into(cat, plan, key, report, model=model, sampling=sampling, jobs=jobs, progress=progress,
-                         descriptors=descriptors, client=client, commit_every_s=commit_every_s)
+                         descriptors=descriptors, client=client, commit_every_s=commit_every_s,
+                         fingerprints=fingerprints)
         # derived FAISS indexes (only where stale: an unchanged re-scan rebuilds nothing)
         rebuild(cat)
     report.seconds = time.perf_counter() - t0

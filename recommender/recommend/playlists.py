@@ -30,7 +30,7 @@ import pandas as pd
 from .._utils import check_choice, check_int, check_number, unit_rows
 from ..errors import ParameterError
 from ..store.spaces import check_space
-from . import view
+from . import recordings, view
 from .hubness import (  # noqa: F401  (re-exported: recommender.recommend.playlists.rerank etc.)
     DEFAULT_HUBNESS,
     HUBNESS_METHODS,
@@ -64,11 +64,10 @@ __all__ = [
     "PLAYLIST_COLUMNS",
 ]
 
-#: Two different tracks whose vectors have at least this cosine are treated as
-#: the same recording (another encoding or a copy) by playlists.  One song
-#: encoded as FLAC, MP3, Ogg and Opus gives 0.9987-0.9994 in the musicnn
-#: embedding; the closest distinct songs of the game soundtracks give 0.957.
-DUPLICATE_COSINE = 0.995
+#: Fallback rule for tracks without an acoustic fingerprint: two tracks whose
+#: embedding vectors have at least this cosine are treated as the same
+#: recording (:data:`recommender.recommend.recordings.DUPLICATE_COSINE`).
+DUPLICATE_COSINE = recordings.DUPLICATE_COSINE
 #: Columns of the playlists returned by :func:`radio` and :func:`path_between`.
 PLAYLIST_COLUMNS = ["position", "id", "path", "artist", "title", "album", "score", "distance_from_previous"]
 #: Tracks considered by :func:`path_between` at most (pairwise matrix m x m).
@@ -154,9 +153,11 @@ def radio(
         Maximal-marginal-relevance trade-off: the score of a candidate becomes
         ``(1 - diversity) * score - diversity * max cos(candidate, chosen)``.
     duplicate_cosine : float
-        Candidates at least this close (cosine) to a seed or a chosen track are
-        treated as the same recording and skipped, as are tracks with the same
-        content hash.
+        A copy of a seed's or a chosen track's recording is never played: same
+        content hash, or the same recording by acoustic fingerprint
+        (:mod:`recommender.recommend.recordings`).  Only for tracks without a
+        fingerprint, a cosine of at least ``duplicate_cosine`` in the
+        ``'embedding'`` space counts as the same recording instead.
     exclude : iterable of int
         Track ids never to play.
 
@@ -186,7 +187,8 @@ def radio(
     corr = hubness_correction(rec, hubness, space=space) if hubness else None
     S = view.vectors_of(rec, space, seed_ids)
     centre = unit_rows(S.mean(axis=0)[None])[0]
-    st = _RadioState(view.metadata(rec), seed_ids, S, exclude=exclude, caps=caps, duplicate_cosine=duplicate_cosine)
+    groups = recordings.recording_groups(rec, duplicate_cosine=duplicate_cosine)
+    st = _RadioState(view.metadata(rec), seed_ids, exclude=exclude, caps=caps, groups=groups)
     picker = _RadioPicker(rec, space, corr, total=total, fetch=min(total, max(4 * n + 10, 64)), diversity=diversity)
     if include_seeds:
         for j, t in enumerate(seed_ids[:n]):
@@ -222,13 +224,12 @@ def _seed_ids(rec, seeds) -> list:
 class _RadioState:
     """A radio being built: the tracks chosen so far, what may not be played, the per-artist/album counts."""
 
-    def __init__(self, meta, seed_ids, seed_vectors, *, exclude, caps, duplicate_cosine):
+    def __init__(self, meta, seed_ids, *, exclude, caps, groups):
         self.meta = meta
-        self.seed_vectors = seed_vectors
+        self.groups = groups  # recordings.RecordingGroups: which tracks are one recording
         self.max_per_artist, self.max_per_album = caps
-        self.duplicate_cosine = duplicate_cosine
         self.used = set(int(i) for i in exclude) | set(seed_ids)
-        self.used_hashes = {meta.at[t, "hash_key"] for t in seed_ids} - {None}
+        self.used_recordings = {groups.key(t) for t in seed_ids}
         self.rejected = set()  # ids that can never be played (caps full, duplicates)
         self.per_artist: dict = {}
         self.per_album: dict = {}
@@ -241,9 +242,7 @@ class _RadioState:
         self.dists.append(dist)
         self.vecs.append(v)
         self.used.add(tid)
-        h = self.meta.at[tid, "hash_key"]
-        if h is not None:
-            self.used_hashes.add(h)
+        self.used_recordings.add(self.groups.key(tid))
         a, b = self.meta.at[tid, "artist_key"], self.meta.at[tid, "album_key"]
         if a is not None:
             self.per_artist[a] = self.per_artist.get(a, 0) + 1
@@ -255,15 +254,11 @@ class _RadioState:
         return (ids >= 0) & np.fromiter((int(c) not in self.used and int(c) not in self.rejected for c in ids),
                                         dtype=bool, count=len(ids))
 
-    def references(self) -> np.ndarray:
-        """Seeds and chosen tracks (unit rows), for duplicate detection."""
-        return np.concatenate([self.seed_vectors] + ([np.stack(self.vecs)] if self.vecs else []), axis=0)
-
-    def admits(self, tid, closest) -> bool:
-        """Whether ``tid`` (cosine ``closest`` to the nearest reference) may be played; rejects it for good if not."""
-        h = self.meta.at[tid, "hash_key"]
+    def admits(self, tid) -> bool:
+        """Whether ``tid`` may be played (not a copy of a seed's or chosen track's recording, caps not
+        full); rejects it for good if not."""
         a, b = self.meta.at[tid, "artist_key"], self.meta.at[tid, "album_key"]
-        full = ((h is not None and h in self.used_hashes) or closest >= self.duplicate_cosine
+        full = (self.groups.key(tid) in self.used_recordings
                 or (self.max_per_artist is not None and a is not None and self.per_artist.get(a, 0) >= self.max_per_artist)
                 or (self.max_per_album is not None and b is not None and self.per_album.get(b, 0) >= self.max_per_album))
         if full:
@@ -312,7 +307,6 @@ class _RadioPicker:
         else:
             sc = cos.copy()
         V = view.vectors_of(self.rec, self.space, cand)
-        closest = (V @ st.references().T).max(axis=1)
         if self.diversity > 0 and st.vecs:
             red = (V @ np.stack(st.vecs).T).max(axis=1)
             if self.corr is not None:  # put corrected scores on a cosine-like scale first
@@ -320,7 +314,7 @@ class _RadioPicker:
             sc = (1.0 - self.diversity) * sc - self.diversity * red
         for j in np.argsort(-sc, kind="stable"):
             t = int(cand[j])
-            if st.admits(t, closest[j]):
+            if st.admits(t):
                 return t, float(cos[j]), V[j]
         return None
 
@@ -384,8 +378,11 @@ def path_between(
         penalised by its distance to the previous song.
         ``benchmarks/bench_playlists.py`` compares them.
     duplicate_cosine : float
-        Tracks this close to an earlier candidate, or with the same content
-        hash, count as the same recording and are not used twice.
+        No recording is used twice: tracks with the same content hash or the
+        same acoustic fingerprint (:mod:`recommender.recommend.recordings`)
+        are one recording; only for tracks without a fingerprint, a cosine of
+        at least ``duplicate_cosine`` in the ``'embedding'`` space counts
+        instead.  A copy of ``a``'s or ``b``'s recording is never an inner song.
     exclude : iterable of int
         Track ids never to use.
     polish : bool
@@ -416,7 +413,8 @@ def path_between(
     pool = [t for t in _path_pool(rec, space, va, vb, n) if t not in (ia, ib) and t not in excl]
     ids = [ia, ib] + pool
     V = view.vectors_of(rec, space, ids)
-    keep, G = _distinct(ids, V, view.metadata(rec), duplicate_cosine)
+    groups = recordings.recording_groups(rec, duplicate_cosine=duplicate_cosine)
+    keep, G = _distinct(ids, V, groups)
     ids = [ids[j] for j in keep]
     m = len(ids)
     if m < n:
@@ -458,24 +456,22 @@ def _path_pool(rec, space, va, vb, n) -> list:
     return sorted(best, key=lambda t: -best[t])[:PATH_POOL_MAX]
 
 
-def _distinct(ids, V, meta, duplicate_cosine):
-    """Rows of ``ids`` (unit vectors ``V``) without repeated recordings: same content hash or
-    cosine >= ``duplicate_cosine`` to an earlier row (rows 0 and 1, the ends, are always kept).
+def _distinct(ids, V, groups):
+    """Rows of ``ids`` (unit vectors ``V``) without repeated recordings (``groups``: a
+    :class:`~recommender.recommend.recordings.RecordingGroups`); rows 0 and 1, the ends, are
+    always kept and an inner row of their recording never is.
 
     Returns the kept rows and their cosine matrix (float64)."""
     keep = []
-    seen_hash = set()
-    G = V @ V.T
+    seen = set()
     for j, t in enumerate(ids):
-        h = meta.at[t, "hash_key"]
-        if j >= 2 and h is not None and h in seen_hash:
-            continue
-        if j >= 2 and keep and G[j, keep].max() >= duplicate_cosine:
+        r = groups.key(t)
+        if j >= 2 and r in seen:
             continue
         keep.append(j)
-        if h is not None:
-            seen_hash.add(h)
-    return keep, G[np.ix_(keep, keep)].astype(np.float64)
+        seen.add(r)
+    G = V[keep] @ V[keep].T
+    return keep, G.astype(np.float64)
 
 
 def _interpolated_walk(TS, D, a, b, n):

@@ -27,6 +27,7 @@ from .._utils import PITCH_CLASSES, unit_rows
 from ..errors import NotInIndexError, ParameterError
 from ..io import collection
 from ..store.spaces import SPACES, both
+from .recordings import SameRecording
 
 __all__ = [
     "Query",
@@ -63,6 +64,10 @@ class Query(NamedTuple):
         Its content hash: results with the same hash (duplicates) are dropped.
     meta : dict
         Its catalog row or the tags read from the file (``artist``, ``album`` ...).
+    recording : SameRecording or None
+        Tells which candidates are the query's own recording (another copy,
+        encoding or trim: :mod:`recommender.recommend.recordings`); they are
+        dropped.  ``None`` for a vector query.
     """
 
     vector: np.ndarray
@@ -70,6 +75,7 @@ class Query(NamedTuple):
     tags: np.ndarray | None
     content_hash: str | None
     meta: dict
+    recording: SameRecording | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +176,8 @@ def resolve_query(rec, query, space) -> Query:
     if tid is not None:
         row = cat.track(tid)
         _, T = cat.vectors("tags", ids=[tid])
-        return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row)
+        return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row,
+                     SameRecording(rec, track_id=tid, content_hash=row.get("content_hash") or ""))
     p = os.path.abspath(os.path.expanduser(os.fspath(query)))
     if not os.path.exists(p):
         raise NotInIndexError(f"{query!r} is neither an indexed track (id or path) nor an existing file")
@@ -193,7 +200,8 @@ def resolve_query(rec, query, space) -> Query:
         chash = collection.content_hash(p)
     except OSError:
         chash = None
-    return Query(v, None, res.probs, chash, collection.read_tags(p))
+    same = SameRecording(rec, path=p, content_hash=chash, embedding=res.embedding)
+    return Query(v, None, res.probs, chash, collection.read_tags(p), same)
 
 
 def candidates(rec, index, q: Query, fetch: int, *, space: str, hubness=None):
@@ -229,17 +237,22 @@ def _passes_descriptors(desc, i, f: Filters) -> bool:
 def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_names=()) -> list:
     """The first ``k`` candidates (in search order) that pass ``filters``, as result rows.
 
-    The query itself and tracks with its content hash never pass.  Each row
-    holds :data:`RESULT_COLUMNS`; ``shared_tags`` names the 3 tags strongest
-    in both (when the query has tags).
+    The query itself, tracks with its content hash and other copies of its
+    recording (``q.recording``: fingerprints, or for tracks without one an
+    embedding cosine >= :data:`~recommender.recommend.recordings.DUPLICATE_COSINE`)
+    never pass.  Each row holds :data:`RESULT_COLUMNS`; ``shared_tags`` names
+    the 3 tags strongest in both (when the query has tags).
     """
     f = filters
     q_artist = (q.meta.get("artist") or "").casefold() if q.meta else ""
     q_album = (q.meta.get("album") or "").casefold() if q.meta else ""
     rows: list = []
     per_artist: dict = {}
+    own = set()
+    if q.recording is not None:
+        own = q.recording.matches(cands.ids, hashes={i: cands.rows[i].get("content_hash") for i in cands.ids})
     for i in cands.ids:
-        if i == q.track_id:
+        if i == q.track_id or i in own:
             continue
         r = cands.rows[i]
         if q.content_hash and r.get("content_hash") == q.content_hash:

@@ -96,6 +96,8 @@ class SQLiteDatabase:
     REQUIRED_COLUMNS: dict = {}
     #: ``{v: step(conn)}`` turning a schema-``v`` file into ``v + 1`` inside a write transaction.
     MIGRATIONS: dict = {}
+    #: ``{v: REQUIRED_COLUMNS of v}``: older versions a reader opens as they are (never upgrading).
+    READABLE_VERSIONS: dict = {}
 
     def __init__(self, path, *, mode="r", lock_timeout_s=0.0, busy_timeout_s=30.0):
         check_choice("mode", mode, ("r", "w", "c"))
@@ -109,6 +111,7 @@ class SQLiteDatabase:
         self._depth = 0  # transaction nesting depth
         self._changed = False  # rows changed in the open transaction: bump 'generation'
         self._vectors_changed = False  # ... and 'vectors_generation'
+        self.schema_version = self.SCHEMA_VERSION  # of the open file (older only for a reader)
         try:
             self._open(lock_timeout_s)
         except BaseException:
@@ -225,15 +228,19 @@ class SQLiteDatabase:
                     f"catalog schema version {version} was written by a newer recommender; "
                     f"this version reads up to {self.SCHEMA_VERSION}",
                 )
+            required = self.REQUIRED_COLUMNS
             if version < self.SCHEMA_VERSION:
-                if self.mode == "r":
+                if self.mode != "r":
+                    return version  # upgraded by _migrate, inside the writer's transaction
+                if version not in self.READABLE_VERSIONS:
                     raise CatalogError(
                         self.path,
                         f"catalog schema version {version} is older than {self.SCHEMA_VERSION}; "
                         "open it once with mode='w' to upgrade",
                     )
-                return version
-            for table, cols in self.REQUIRED_COLUMNS.items():
+                required = self.READABLE_VERSIONS[version]  # read as it is, never upgraded by a reader
+            self.schema_version = version
+            for table, cols in required.items():
                 if table not in names:
                     raise CatalogError(self.path, f"corrupt catalog: missing table {table!r}")
                 have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
@@ -271,6 +278,7 @@ class SQLiteDatabase:
                 step(self._conn)
                 self._put_meta(schema_version=version + 1)
             version += 1
+        self.schema_version = version
 
     # ----------------------------------------------------------------- locks
     @property

@@ -21,6 +21,15 @@ Storage rules
   (``mode='r'``) take no lock and see committed snapshots.  Bulk reads run in
   one read transaction so they are consistent while a writer commits; use
   :meth:`Catalog.snapshot` to group several reads.
+* File paths are stored losslessly: ``TEXT`` when the name is valid UTF-8,
+  else a ``BLOB`` of its raw bytes in the same column
+  (:func:`~recommender.store._rows.path_param`); read back as ``str`` with
+  :func:`os.fsdecode`.  NFC and NFD spellings of a name are different files.
+* Schema 2 (upgraded from 1 by the first writer, in its transaction; a
+  reader opens a schema-1 file as it is) adds ``tracks.album_artist``,
+  ``disc_no``, ``tags_json`` (every value of every tag), ``audio_flag``
+  (NULL, ``'silent'`` or ``'inaudible'``) and the ``fingerprints`` table
+  (Chromaprint items as little-endian uint32, :meth:`Catalog.set_fingerprint`).
 * Vectors are little-endian float32 blobs, patch vectors float16 blobs; no
   pickle anywhere.  Descriptors that queries filter on (tempo, key, mode,
   loudness) are real columns; all others are JSON text.
@@ -47,8 +56,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import time
 from typing import NamedTuple
 
@@ -56,36 +63,39 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CatalogError, NotInIndexError, ParameterError
-from ._sqlite import SQLiteDatabase, dumps
+from ._rows import (
+    _ALL_TRACK_COLUMNS,
+    _V2_TRACK_COLUMNS,
+    AUDIO_FLAGS,
+    DESCRIPTOR_COLUMNS,
+    FILTER_COLUMNS,
+    TRACK_COLUMNS,
+    _clean_text,
+    _prepare_descriptors,
+    _prepare_patches,
+    _prepare_vectors,
+    _read_all_vectors,
+    _read_vectors_of,
+    _track_row,
+    _TrackRows,
+    _typed_frame,
+    path_param,
+    path_value,
+)
+from ._sqlite import SQLiteDatabase
 
-__all__ = ["Catalog", "FileState", "TRACK_COLUMNS", "FILTER_COLUMNS", "DESCRIPTOR_COLUMNS"]
+__all__ = [
+    "Catalog",
+    "FileState",
+    "TRACK_COLUMNS",
+    "FILTER_COLUMNS",
+    "DESCRIPTOR_COLUMNS",
+    "AUDIO_FLAGS",
+    "path_param",
+    "path_value",
+]
 
 logger = logging.getLogger(__name__)
-
-#: Columns of ``tracks`` a caller may set through :meth:`Catalog.add_track`.
-TRACK_COLUMNS = (
-    "path",
-    "size",
-    "mtime_ns",
-    "content_hash",
-    "duration_s",
-    "artist",
-    "album",
-    "title",
-    "year",
-    "genre",
-    "track_no",
-    "analysis_key",
-    "sampling",
-    "n_patches",
-)
-_ALL_TRACK_COLUMNS = ("id",) + TRACK_COLUMNS + ("added_at", "updated_at")
-
-#: Descriptor columns stored as real SQL columns (what queries filter on).
-FILTER_COLUMNS = ("tempo_bpm", "tempo_confidence", "key", "mode", "loudness_db")
-#: Former name of :data:`FILTER_COLUMNS` (not to be confused with
-#: :data:`recommender.descriptors.DESCRIPTOR_COLUMNS`, the 95 descriptor names).
-DESCRIPTOR_COLUMNS = FILTER_COLUMNS
 
 _RESERVED_META = frozenset({"schema_version", "generation", "vectors_generation"})
 
@@ -150,19 +160,47 @@ CREATE TABLE failures (
 );
 """
 
+# Schema 2: tags as players read them (album artist, disc, every value of every
+# tag), the audio flag (silent / inaudible) and Chromaprint fingerprints.
+_V2_TRACKS_SQL = (
+    "ALTER TABLE tracks ADD COLUMN album_artist TEXT",
+    "ALTER TABLE tracks ADD COLUMN disc_no INTEGER",
+    "ALTER TABLE tracks ADD COLUMN tags_json TEXT",
+    "ALTER TABLE tracks ADD COLUMN audio_flag TEXT",
+)
+_FINGERPRINTS_SQL = """
+CREATE TABLE fingerprints (
+    track_id   INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    duration_s REAL,
+    data       BLOB NOT NULL
+)"""
+_SCHEMA_V2 = _SCHEMA_V1 + ";\n".join(_V2_TRACKS_SQL + (_FINGERPRINTS_SQL,)) + ";\n"
+
 # Columns every table must have for the catalog to be usable (validation).
-_REQUIRED = {
+_REQUIRED_V1 = {
     "meta": {"key", "value"},
-    "tracks": set(_ALL_TRACK_COLUMNS),
+    "tracks": set(_ALL_TRACK_COLUMNS) - set(_V2_TRACK_COLUMNS),
     "vectors": {"track_id", "space", "data"},
     "patches": {"track_id", "n", "dim", "n_classes", "starts_s", "embeddings", "probs"},
     "descriptors": {"track_id", "data", *FILTER_COLUMNS},
     "failures": {"path", "reason", "size", "mtime_ns", "failed_at"},
 }
+_REQUIRED = {
+    **_REQUIRED_V1,
+    "tracks": set(_ALL_TRACK_COLUMNS),
+    "fingerprints": {"track_id", "duration_s", "data"},
+}
+
+
+def _upgrade_v1_to_v2(conn) -> None:
+    for stmt in _V2_TRACKS_SQL:
+        conn.execute(stmt)
+    conn.execute(_FINGERPRINTS_SQL)
+
 
 # Upgrades: _MIGRATIONS[v] turns a schema-v catalog into schema v+1 inside the
-# caller's write transaction.  Empty while the only schema is version 1.
-_MIGRATIONS: dict = {}
+# caller's write transaction (SQLiteDatabase._migrate).
+_MIGRATIONS: dict = {1: _upgrade_v1_to_v2}
 
 
 class FileState(NamedTuple):
@@ -175,20 +213,6 @@ class FileState(NamedTuple):
     analysis_key: str | None
 
 
-def _as_float32_vector(space, v) -> np.ndarray:
-    try:
-        a = np.asarray(v, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"vectors[{space!r}]: not numeric ({exc})") from None
-    if a.ndim != 1 or a.size == 0:
-        raise ParameterError(
-            f"vectors[{space!r}] has shape {a.shape}: must be a non-empty 1-D array"
-        )
-    if not np.all(np.isfinite(a)):
-        raise ParameterError(f"vectors[{space!r}]: contains NaN or infinity")
-    return a
-
-
 def _check_dims_value(dims):
     if not isinstance(dims, dict) or not all(
         isinstance(k, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
@@ -197,7 +221,7 @@ def _check_dims_value(dims):
         raise ParameterError(f"dims={dims!r}: must map space names to positive integers")
 
 
-class Catalog(SQLiteDatabase):
+class Catalog(_TrackRows, SQLiteDatabase):
     """SQLite catalog of an index directory.
 
     Parameters
@@ -232,10 +256,11 @@ class Catalog(SQLiteDatabase):
     ...     ids, X = cat.vectors("embedding")
     """
 
-    SCHEMA_VERSION = 1
-    SCHEMA_SQL = _SCHEMA_V1
+    SCHEMA_VERSION = 2
+    SCHEMA_SQL = _SCHEMA_V2
     REQUIRED_COLUMNS = _REQUIRED
     MIGRATIONS = _MIGRATIONS
+    READABLE_VERSIONS = {1: _REQUIRED_V1}
 
     def __init__(self, path, *, mode="r", lock_timeout_s=0.0, busy_timeout_s=30.0):
         self._dims_cache = None
@@ -391,6 +416,7 @@ class Catalog(SQLiteDatabase):
             else:
                 tid = hit[0]
                 conn.execute(upd, [row[c] for c in cols if c != "path"] + [now, tid])
+                conn.execute("DELETE FROM fingerprints WHERE track_id=?", (tid,))  # of the old content
             conn.execute("DELETE FROM vectors WHERE track_id=?", (tid,))
             conn.executemany(
                 "INSERT INTO vectors(track_id, space, data) VALUES (?, ?, ?)",
@@ -427,7 +453,7 @@ class Catalog(SQLiteDatabase):
         ParameterError
             ``new_path`` already belongs to another track (remove it first).
         """
-        new_path = os.fspath(new_path)
+        new_path = path_param(new_path)
         with self._write() as conn:
             other = conn.execute("SELECT id FROM tracks WHERE path=?", (new_path,)).fetchone()
             if other is not None and other[0] != int(track_id):
@@ -470,13 +496,13 @@ class Catalog(SQLiteDatabase):
                 "INSERT INTO failures(path, reason, size, mtime_ns, failed_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(path) DO UPDATE SET reason=excluded.reason, size=excluded.size, "
                 "mtime_ns=excluded.mtime_ns, failed_at=excluded.failed_at",
-                (os.fspath(path), str(reason), size, mtime_ns, time.time()),
+                (path_param(path), _clean_text(str(reason)), size, mtime_ns, time.time()),
             )
 
     def clear_failure(self, path) -> None:
         """Forget a recorded failure (no error if there is none)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM failures WHERE path=?", (os.fspath(path),))
+            conn.execute("DELETE FROM failures WHERE path=?", (path_param(path),))
 
     # ----------------------------------------------------------------- reads
     def failures(self) -> pd.DataFrame:
@@ -484,18 +510,8 @@ class Catalog(SQLiteDatabase):
         rows = self._select("SELECT path, reason, size, mtime_ns, failed_at FROM failures ORDER BY path")
         cols = ["path", "reason", "size", "mtime_ns", "failed_at"]
         data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+        data["path"] = [path_value(v) for v in data["path"]]
         return _typed_frame(data, pd.RangeIndex(len(rows)), cols)
-
-    def _row_to_dict(self, row) -> dict:
-        d = dict(zip(_ALL_TRACK_COLUMNS, row))
-        if d.get("sampling") is not None:
-            try:
-                d["sampling"] = json.loads(d["sampling"])
-            except ValueError:
-                raise CatalogError(self.path, f"track {d['id']}: sampling is not valid JSON") from None
-        return d
-
-    _TRACK_SELECT = f"SELECT {', '.join(_ALL_TRACK_COLUMNS)} FROM tracks"
 
     def track(self, track_id) -> dict:
         """One track's row as a dict (``sampling`` decoded).
@@ -511,7 +527,7 @@ class Catalog(SQLiteDatabase):
 
     def track_by_path(self, path):
         """The track stored for ``path`` as a dict, or ``None``."""
-        rows = self._select(self._TRACK_SELECT + " WHERE path=?", (os.fspath(path),))
+        rows = self._select(self._TRACK_SELECT + " WHERE path=?", (path_param(path),))
         return self._row_to_dict(rows[0]) if rows else None
 
     def tracks_by_hash(self, content_hash) -> list:
@@ -543,14 +559,17 @@ class Catalog(SQLiteDatabase):
         if bad:
             raise ParameterError(f"columns={bad}: unknown; allowed are {list(_ALL_TRACK_COLUMNS)}")
         cols = [c for c in cols if c != "id"]
-        sel = ", ".join(["id"] + cols)
+        sel = ", ".join(["id"] + [self._col_sql(c) for c in cols])
         if ids is None:
             rows = self._select(f"SELECT {sel} FROM tracks ORDER BY id")
         else:
             rows = self._rows_in_order(f"SELECT {sel} FROM tracks", ids)
         data = {c: [r[i + 1] for r in rows] for i, c in enumerate(cols)}
-        if "sampling" in data:
-            data["sampling"] = [json.loads(v) if v is not None else None for v in data["sampling"]]
+        if "path" in data:
+            data["path"] = [path_value(v) for v in data["path"]]
+        for c in ("sampling", "tags_json"):
+            if c in data:
+                data[c] = [json.loads(v) if v is not None else None for v in data[c]]
         index = pd.Index([r[0] for r in rows], dtype="int64", name="id")
         return _typed_frame(data, index, cols)
 
@@ -584,7 +603,7 @@ class Catalog(SQLiteDatabase):
         One query, suited to comparing a 10k+ file scan against the catalog.
         """
         rows = self._select("SELECT path, id, size, mtime_ns, content_hash, analysis_key FROM tracks")
-        return {r[0]: FileState._make(r[1:]) for r in rows}
+        return {path_value(r[0]): FileState._make(r[1:]) for r in rows}
 
     def ids(self) -> np.ndarray:
         """All track ids, sorted, as int64."""
@@ -695,194 +714,3 @@ class Catalog(SQLiteDatabase):
         except (TypeError, ValueError):
             return False
         return bool(self._select("SELECT 1 FROM tracks WHERE id=?", (tid,)))
-
-
-# ------------------------------------------------------------------ row helpers
-def _track_row(record) -> dict:
-    if not isinstance(record, dict):
-        raise ParameterError(f"record={type(record).__name__}: must be a dict")
-    unknown = sorted(set(record) - set(TRACK_COLUMNS))
-    if unknown:
-        raise ParameterError(
-            f"record has unknown key(s) {unknown}: allowed are {list(TRACK_COLUMNS)}"
-        )
-    path = record.get("path")
-    if path is None or not str(os.fspath(path)):
-        raise ParameterError("record['path']: required, a non-empty path")
-    row = dict.fromkeys(TRACK_COLUMNS)  # full replacement: absent keys become NULL
-    for k, v in record.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        if k == "path":
-            v = os.fspath(v)
-        elif k == "sampling" and v is not None:
-            v = dumps(v)
-        elif k in ("size", "mtime_ns", "year", "track_no", "n_patches") and v is not None:
-            try:
-                if isinstance(v, float) and not v.is_integer():
-                    raise ValueError
-                v = int(v)
-            except (TypeError, ValueError):
-                raise ParameterError(f"record[{k!r}]={v!r}: must be an integer") from None
-        elif k == "duration_s" and v is not None:
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ParameterError(f"record['duration_s']={v!r}: must be a number") from None
-        row[k] = v
-    return row
-
-
-def _prepare_vectors(vectors) -> dict:
-    if not isinstance(vectors, dict):
-        raise ParameterError(f"vectors={type(vectors).__name__}: must be a dict space -> array")
-    out = {}
-    for space, v in vectors.items():
-        if not isinstance(space, str) or not space:
-            raise ParameterError(f"vectors key {space!r}: space names are non-empty strings")
-        out[space] = _as_float32_vector(space, v)
-    return out
-
-
-def _prepare_patches(patches):
-    if patches is None:
-        return None
-    if not isinstance(patches, dict):
-        raise ParameterError("patches: must be a dict with 'starts_s', 'embeddings', 'probs'")
-    try:
-        starts = np.asarray(patches["starts_s"], dtype=np.float32).reshape(-1)
-        emb = np.asarray(patches["embeddings"], dtype=np.float32)
-        probs = patches.get("probs")
-        probs = None if probs is None else np.asarray(probs, dtype=np.float32)
-    except KeyError as exc:
-        raise ParameterError(f"patches: missing {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"patches: not numeric ({exc})") from None
-    n = starts.shape[0]
-    if emb.ndim != 2 or emb.shape[0] != n:
-        raise ParameterError(
-            f"patches['embeddings'] has shape {emb.shape}: expected ({n}, D) for {n} start times"
-        )
-    if probs is not None and (probs.ndim != 2 or probs.shape[0] != n):
-        raise ParameterError(f"patches['probs'] has shape {probs.shape}: expected ({n}, C)")
-    with np.errstate(over="ignore"):  # overflow -> inf, reported below
-        e16 = emb.astype("<f2")
-        p16 = None if probs is None else probs.astype("<f2")
-    for name, a in (("starts_s", starts), ("embeddings", e16), ("probs", p16)):
-        if a is not None and not np.all(np.isfinite(a)):
-            raise ParameterError(f"patches[{name!r}]: contains NaN/inf (or exceeds float16 range)")
-    return (
-        n,
-        emb.shape[1],
-        0 if probs is None else probs.shape[1],
-        starts.astype("<f4").tobytes(),
-        e16.tobytes(),
-        None if p16 is None else p16.tobytes(),
-    )
-
-
-def _prepare_descriptors(descriptors):
-    if descriptors is None:
-        return None
-    if not isinstance(descriptors, dict):
-        raise ParameterError("descriptors: must be a dict")
-    vals = []
-    for c in FILTER_COLUMNS:
-        v = descriptors.get(c)
-        if isinstance(v, np.generic):
-            v = v.item()
-        if v is not None and c in ("key", "mode"):
-            v = str(v)
-        elif v is not None:
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ParameterError(f"descriptors[{c!r}]={v!r}: must be a number") from None
-            if math.isnan(v):
-                v = None
-        vals.append(v)
-    extra = {k: v for k, v in descriptors.items() if k not in FILTER_COLUMNS}
-    for k in extra:
-        if not isinstance(k, str):
-            raise ParameterError(f"descriptors key {k!r}: must be a string")
-    vals.append(dumps(extra))
-    return tuple(vals)
-
-
-def _decode_rows(path, rows, d, space):
-    if not rows:
-        return np.empty(0, dtype=np.int64), np.empty((0, d or 0), dtype=np.float32)
-    blobs = [r[1] for r in rows]
-    if d is None:
-        d = len(blobs[0]) // 4
-    buf = b"".join(blobs)
-    if len(buf) != len(blobs) * d * 4 or any(len(b) != d * 4 for b in blobs):
-        bad = next(r[0] for r in rows if len(r[1]) != d * 4)
-        raise CatalogError(
-            path, f"corrupt vector: track {bad} space {space!r} is not {d} float32 values"
-        )
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    X = np.frombuffer(buf, dtype="<f4").reshape(len(rows), d).astype(np.float32, copy=True)
-    return ids, X
-
-
-def _read_vectors_of(conn, path, space, d, ids):
-    """``(ids, X)`` of the tracks ``ids`` (in that order) in ``space``."""
-    want = np.asarray(ids, dtype=np.int64).reshape(-1)
-    rows = conn.execute(
-        "SELECT track_id, data FROM vectors WHERE space=? AND track_id IN (SELECT value FROM json_each(?))",
-        (space, json.dumps(want.tolist())),
-    ).fetchall()
-    out_ids, X = _decode_rows(path, rows, d, space)
-    pos = {int(t): i for i, t in enumerate(out_ids)}
-    missing = [int(t) for t in want if int(t) not in pos]
-    if missing:
-        raise NotInIndexError(f"track id(s) {missing[:5]} have no {space!r} vector in {path}")
-    order = np.fromiter((pos[int(t)] for t in want), dtype=np.int64, count=len(want))
-    return want.copy(), X[order] if len(order) else X
-
-
-def _read_all_vectors(conn, path, space, d):
-    """``(ids, X)`` of every track with a vector in ``space``, sorted by id, read in chunks."""
-    n = conn.execute("SELECT COUNT(*) FROM vectors WHERE space=?", (space,)).fetchone()[0]
-    cur = conn.execute("SELECT track_id, data FROM vectors WHERE space=? ORDER BY track_id", (space,))
-    if d is None:
-        first = conn.execute("SELECT data FROM vectors WHERE space=? LIMIT 1", (space,)).fetchone()
-        d = len(first[0]) // 4 if first else 0
-    out_ids = np.empty(n, dtype=np.int64)
-    X = np.empty((n, d), dtype=np.float32)
-    i = 0
-    while True:
-        chunk = cur.fetchmany(8192)
-        if not chunk:
-            break
-        cid, cX = _decode_rows(path, chunk, d, space)
-        j = i + len(chunk)
-        if j > n:
-            raise CatalogError(path, f"{space!r}: row count changed during read")
-        out_ids[i:j] = cid
-        X[i:j] = cX
-        i = j
-    if i != n:
-        raise CatalogError(path, f"{space!r}: row count changed during read")
-    return out_ids, X
-
-
-_INT_COLUMNS = frozenset({"size", "mtime_ns", "year", "track_no", "n_patches"})
-_FLOAT_COLUMNS = frozenset(
-    {"duration_s", "added_at", "updated_at", "failed_at", "tempo_bpm", "tempo_confidence", "loudness_db"}
-)
-
-
-def _typed_frame(data: dict, index, cols) -> pd.DataFrame:
-    """DataFrame with stable numeric dtypes (nullable Int64 / float64) even when all NULL."""
-    out = {}
-    for c in cols:
-        v = data[c]
-        if c in _INT_COLUMNS:
-            out[c] = pd.array(v, dtype="Int64")
-        elif c in _FLOAT_COLUMNS:
-            out[c] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-        else:
-            out[c] = list(v)  # pandas' default text dtype
-    return pd.DataFrame(out, index=index, columns=cols)

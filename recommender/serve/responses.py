@@ -1,0 +1,54 @@
+"""JSON responses and HTTP errors of ``recommender serve``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from starlette.responses import Response
+
+__all__ = ["HTTPError", "clean", "json_response", "error_response"]
+
+
+class HTTPError(Exception):
+    """An error answered as ``{"error": message, "status": status}`` with that HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = int(status)
+        self.message = str(message)
+
+
+def clean(v):
+    """A JSON-ready value: NumPy scalars and arrays as Python ones, NaN/inf as ``None``."""
+    if v is None or isinstance(v, (bool, str, int)):
+        return v
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.ndarray):
+        return [clean(x) for x in v.tolist()]
+    if isinstance(v, dict):
+        return {str(k): clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [clean(x) for x in v]
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return str(v)
+
+
+def json_response(obj, status: int = 200, headers=None) -> Response:
+    """``obj`` as compact UTF-8 JSON (cleaned by :func:`clean`)."""
+    body = json.dumps(clean(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, message: str) -> Response:
+    """``{"error": message, "status": status}``."""
+    return json_response({"error": message, "status": int(status)}, status=status)

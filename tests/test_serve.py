@@ -1,0 +1,439 @@
+"""``recommender serve``: every endpoint and every error, through Starlette's test client."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+pytest.importorskip("starlette", reason="recommender serve needs starlette (pip install '.[test]')")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (pip install '.[test]')")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from recommender.errors import CatalogError  # noqa: E402
+from recommender.serve import create_app  # noqa: E402
+from recommender.serve import api  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    """A small index of the demo collection: (index dir, music dir, {id: catalog row})."""
+    from recommender import Recommender
+    from recommender.io.demo import make_demo_collection
+
+    root = tmp_path_factory.mktemp("serve")
+    music = root / "music"
+    make_demo_collection(music, per_style=2, duration_s=9.0)
+    rec = Recommender(root / "idx")
+    rep = rec.update([music], progress=False)
+    assert rep.added == 8
+    rows = {int(i): rec.track(int(i)) for i in rec.tracks().index}
+    rec.close()
+    return str(root / "idx"), str(music), rows
+
+
+@pytest.fixture(scope="module")
+def client(index):
+    with TestClient(create_app(index[0])) as c:
+        yield c
+
+
+def _id_of(rows, name):
+    return next(i for i, r in rows.items() if os.path.basename(r["path"]).startswith(name))
+
+
+def _cli_json(capsys, argv):
+    from recommender.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# ------------------------------------------------------------------ info, search, track
+def test_info(client, index):
+    d = client.get("/api/info").json()
+    assert d["tracks"] == 8 and len(d["tags"]) == 50
+    assert "tempo_bpm" in d["descriptors"] and "generation" in d
+    assert client.get("/api/info?x=1").status_code == 400
+
+
+def test_search_fields_and_limits(client, index):
+    _, _, rows = index
+    r = client.get("/api/search", params={"q": "TECHNO"}).json()
+    assert r["total"] == 2 and all("techno" in t["path"] for t in r["tracks"])
+    assert client.get("/api/search", params={"q": "techno", "field": "title"}).json()["total"] >= 1
+    assert client.get("/api/search", params={"q": "techno", "field": "artist"}).json()["total"] == 1  # wav: no tags
+    assert client.get("/api/search", params={"q": "nothing-like-this"}).json() == {"total": 0, "tracks": []}
+    everything = client.get("/api/search", params={"limit": 3}).json()
+    assert everything["total"] == 8 and len(everything["tracks"]) == 3
+    tag = everything["tracks"][0]["top_tags"][0]
+    by_tag = client.get("/api/search", params={"q": tag, "field": "tag"}).json()
+    assert by_tag["total"] >= 1 and all(tag in t["top_tags"] for t in by_tag["tracks"])
+    for bad in ({"field": "lyrics"}, {"limit": "0"}, {"limit": "5000"}, {"limit": "ten"}, {"qq": "x"}):
+        r = client.get("/api/search", params=bad)
+        assert r.status_code == 400 and r.json()["status"] == 400 and r.json()["error"]
+
+
+def test_track(client, index):
+    _, _, rows = index
+    tid = _id_of(rows, "rock_01")
+    d = client.get(f"/api/tracks/{tid}").json()
+    assert d["id"] == tid and d["path"] == rows[tid]["path"]
+    assert len(d["tags"]) == 50 and len(d["top"]) == 10
+    assert list(d["tags"].values()) == sorted(d["tags"].values(), reverse=True)
+    assert d["descriptors"]["tempo_bpm"] > 0 and d["explain"]["tempo_bpm"] == d["descriptors"]["tempo_bpm"]
+    assert set(d["explain"]) == {"tempo_bpm", "key", "mode", "loudness_db", "brightness_hz"}
+    assert d["audio_url"] == f"/api/tracks/{tid}/audio"
+    assert client.get("/api/tracks/999999").status_code == 404
+    assert client.get("/api/tracks/abc").status_code == 400
+    assert client.get("/api/tracks/-1").status_code == 400
+
+
+# ------------------------------------------------------------------ similar, radio, path, explain
+def test_similar_matches_cli_json(client, index, capsys):
+    idx, _, rows = index
+    tid = _id_of(rows, "ballad_01")
+    got = client.get(f"/api/tracks/{tid}/similar", params={"k": 5, "explain": "true"}).json()
+    cli = _cli_json(capsys, ["similar", str(tid), "--index", idx, "-k", "5", "--json", "--explain"])
+    assert [r["id"] for r in got] == [r["id"] for r in cli]
+    for g, c in zip(got, cli):
+        assert set(g) == set(c) | {"similarity"}
+        assert g["score"] == pytest.approx(c["score"]) and g["why"] == c["why"]
+        assert 0.0 <= g["similarity"] <= 1.0 and g["similarity"] == pytest.approx((1 + g["score"]) / 2, abs=1e-6)
+    assert tid not in [r["id"] for r in got]
+
+
+def test_similar_options(client, index):
+    _, _, rows = index
+    tid = _id_of(rows, "techno_01")
+    album = rows[tid]["album"]
+    r = client.get(f"/api/tracks/{tid}/similar", params={"k": 7, "exclude_same_album": 1}).json()
+    assert r and all(rows[x["id"]]["album"] != album for x in r)
+    for space in api.SPACES:
+        r = client.get(f"/api/tracks/{tid}/similar", params={"k": 3, "space": space, "hubness": "mp"})
+        assert r.status_code == 200 and len(r.json()) == 3, space
+    r = client.get(f"/api/tracks/{tid}/similar", params={"k": 7, "tempo_min": 0, "tempo_max": 1000})
+    assert len(r.json()) == 7
+    assert client.get(f"/api/tracks/{tid}/similar", params={"tempo_min": 10000, "tempo_max": 20000}).json() == []
+
+
+@pytest.mark.parametrize("params", [
+    {"k": "0"}, {"k": "501"}, {"k": "x"}, {"space": "colour"}, {"hubness": "maybe"}, {"tempo_min": "100"},
+    {"tempo_min": "nan", "tempo_max": "1"}, {"explain": "perhaps"}, {"max_per_artist": "0"}, {"kk": "1"},
+    {"key": "H minor"},
+])
+def test_similar_bad_parameters(client, index, params):
+    r = client.get("/api/tracks/1/similar", params=params)
+    assert r.status_code == 400, (params, r.text)
+    assert r.json()["status"] == 400 and "error" in r.json()
+
+
+def test_similar_unknown_track(client):
+    r = client.get("/api/tracks/424242/similar")
+    assert r.status_code == 404 and "424242" in r.json()["error"]
+
+
+def test_radio_and_path_match_cli(client, index, capsys):
+    from recommender.cli.playlists import PLAYLIST_JSON_KEYS
+
+    idx, _, rows = index
+    a, b = _id_of(rows, "ambient_01"), _id_of(rows, "rock_02")
+    assert api.PLAYLIST_KEYS == PLAYLIST_JSON_KEYS
+    got = client.get("/api/radio", params={"seeds": f"{a}", "n": 5}).json()
+    cli = _cli_json(capsys, ["playlist", str(a), "--index", idx, "-n", "5", "--json"])
+    assert [r["id"] for r in got] == [r["id"] for r in cli]
+    assert all(set(r) == set(PLAYLIST_JSON_KEYS) | {"similarity"} and 0 <= r["similarity"] <= 1 for r in got)
+    both = client.get("/api/radio", params={"seeds": f"{a},{b}", "n": 6, "include_seeds": 1, "drift": 1}).json()
+    assert [r["id"] for r in both[:2]] == [a, b] and len({r["id"] for r in both}) == len(both)
+    p = client.get("/api/path", params={"from": a, "to": b, "n": 4}).json()
+    cli = _cli_json(capsys, ["playlist", str(a), "--to", str(b), "--index", idx, "-n", "4", "--json"])
+    assert [r["id"] for r in p] == [r["id"] for r in cli] and p[0]["id"] == a and p[-1]["id"] == b
+
+
+@pytest.mark.parametrize("url,status", [
+    ("/api/radio", 400), ("/api/radio?seeds=", 400), ("/api/radio?seeds=1,x", 400), ("/api/radio?seeds=1&n=0", 400),
+    ("/api/radio?seeds=999999", 404), ("/api/radio?seeds=1&space=x", 400), ("/api/radio?seeds=1&hubness=x", 400),
+    ("/api/path?from=1", 400), ("/api/path?from=1&to=2&n=1", 400), ("/api/path?from=1&to=999999", 404),
+    ("/api/path?from=a&to=2", 400), ("/api/explain?a=1", 400), ("/api/explain?a=1&b=999999", 404),
+])
+def test_playlist_errors(client, url, status):
+    r = client.get(url)
+    assert r.status_code == status, r.text
+    assert r.json()["status"] == status
+
+
+def test_explain(client, index):
+    _, _, rows = index
+    a, b = _id_of(rows, "ambient_01"), _id_of(rows, "ambient_02")
+    d = client.get("/api/explain", params={"a": a, "b": b}).json()
+    assert d["a_id"] == a and d["b_id"] == b and d["sentence"] and 0 <= d["similarity"] <= 1
+
+
+# ------------------------------------------------------------------ map
+def test_map(client, index):
+    _, _, rows = index
+    d = client.get("/api/map").json()
+    assert d["kind"] == "label" and d["total"] == 8 and {p["id"] for p in d["points"]} == set(rows)
+    assert all(isinstance(p["x"], float) and isinstance(p["label"], str) for p in d["points"])
+    d = client.get("/api/map", params={"color_by": "album", "method": "tsne", "space": "tags"}).json()
+    assert {p["label"] for p in d["points"]} == {r["album"] for r in rows.values()}
+    d = client.get("/api/map", params={"color_by": "tag:rock"}).json()
+    assert d["kind"] == "value" and all(0 <= p["value"] <= 1 for p in d["points"])
+    d = client.get("/api/map", params={"color_by": "descriptor:tempo_bpm"}).json()
+    assert all(p["value"] > 0 for p in d["points"])
+    for bad in ({"color_by": "mood"}, {"color_by": "tag:nope"}, {"color_by": "descriptor:key"},
+                {"method": "umap"}, {"space": "similarity"}):
+        assert client.get("/api/map", params=bad).status_code == 400, bad
+
+
+# ------------------------------------------------------------------ audio streaming
+def test_audio_whole_and_ranges(client, index):
+    _, _, rows = index
+    tid = _id_of(rows, "rock_01")
+    data = open(rows[tid]["path"], "rb").read()
+    r = client.get(f"/api/tracks/{tid}/audio")
+    assert r.status_code == 200 and r.content == data and r.headers["accept-ranges"] == "bytes"
+    assert r.headers["content-type"].startswith("audio/flac")
+    r = client.get(f"/api/tracks/{tid}/audio", headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == data[100:200]
+    assert r.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    r = client.get(f"/api/tracks/{tid}/audio", headers={"Range": "bytes=-10"})
+    assert r.status_code == 206 and r.content == data[-10:]
+    r = client.get(f"/api/tracks/{tid}/audio", headers={"Range": f"bytes={len(data) + 10}-"})
+    assert r.status_code == 416
+    assert client.head(f"/api/tracks/{tid}/audio").headers["content-length"] == str(len(data))
+    assert client.get("/api/tracks/999999/audio").status_code == 404
+
+
+@pytest.mark.parametrize("url", [
+    "/api/tracks/../../../../etc/passwd/audio",
+    "/api/tracks/%2e%2e%2f%2e%2e%2fetc%2fpasswd/audio",
+    "/api/tracks/1%2f..%2f..%2f..%2fetc%2fpasswd/audio",
+    "/api/tracks/%2fetc%2fpasswd/audio",
+    "/api/tracks//etc/passwd/audio",
+    "/api/tracks/1/audio?path=/etc/passwd",
+    "/api/tracks/1/audio/../../../../etc/passwd",
+    "/static/../../../../etc/passwd",
+    "/static/%2e%2e/%2e%2e/app.py",
+    "/static/..%2f..%2fapp.py",
+    "/api/tracks/1%00/audio",
+])
+def test_audio_path_tricks_are_refused(client, url):
+    r = client.get(url)
+    assert r.status_code in (400, 404), (url, r.status_code)
+    assert b"root:" not in r.content and b"import" not in r.content
+
+
+@pytest.fixture
+def own_index(index, tmp_path):
+    """A copy of the music and its own index (tests that change files)."""
+    from recommender import Recommender
+
+    music = tmp_path / "music"
+    shutil.copytree(index[1], music)
+    rec = Recommender(tmp_path / "idx")
+    rec.update([music], progress=False)
+    rows = {int(i): rec.track(int(i)) for i in rec.tracks().index}
+    rec.close()
+    return str(tmp_path / "idx"), str(music), rows
+
+
+def test_audio_refuses_links_out_of_the_collection_and_changed_files(own_index, tmp_path):
+    idx, music, rows = own_index
+    a, b, c = sorted(rows)[:3]
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    # a link to a file outside the collection, even one with the indexed size and mtime
+    target = outside / "secret.flac"
+    shutil.copyfile(rows[a]["path"], target)
+    os.utime(target, ns=(rows[a]["mtime_ns"], rows[a]["mtime_ns"]))
+    os.remove(rows[a]["path"])
+    os.symlink(target, rows[a]["path"])
+    # a file whose content changed since it was indexed
+    with open(rows[b]["path"], "ab") as fh:
+        fh.write(b"\0" * 16)
+    os.remove(rows[c]["path"])
+    with TestClient(create_app(idx)) as cl:
+        r = cl.get(f"/api/tracks/{a}/audio")
+        assert r.status_code == 403 and "out of the collection" in r.json()["error"]
+        r = cl.get(f"/api/tracks/{b}/audio")
+        assert r.status_code == 403 and "changed since it was indexed" in r.json()["error"]
+        r = cl.get(f"/api/tracks/{c}/audio")
+        assert r.status_code == 404 and "gone" in r.json()["error"]
+        d = sorted(rows)[3]
+        assert cl.get(f"/api/tracks/{d}/audio").status_code == 200
+
+
+# ------------------------------------------------------------------ classify uploads
+def _uploads():
+    return {d for d in os.listdir(tempfile.gettempdir()) if d.startswith("recommender-upload-")}
+
+
+def test_classify_upload(client, index):
+    _, _, rows = index
+    tid = _id_of(rows, "techno_02")
+    before = _uploads()
+    data = open(rows[tid]["path"], "rb").read()
+    ext = os.path.splitext(rows[tid]["path"])[1]
+    r = client.post("/api/classify", params={"filename": "mine" + ext, "top": 3, "k": 3}, content=data)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["path"] == "mine" + ext and len(d["top"]) == 3 and len(d["tags"]) == 50
+    assert len(d["similar"]) == 3 and all(0 <= s["similarity"] <= 1 for s in d["similar"])
+    # the same recording: its indexed copy is the closest track (or excluded as the same content)
+    assert d["similar"][0]["id"] == tid or d["similar"][0]["score"] > 0.9
+    assert _uploads() <= before
+
+
+def test_classify_errors(index, client):
+    before = _uploads()
+    r = client.post("/api/classify", params={"filename": "x.flac"}, content=b"this is not audio\n" * 100)
+    assert r.status_code == 400 and "could not be decoded" in r.json()["error"]
+    assert "recommender-upload-" not in r.json()["error"]
+    assert client.post("/api/classify", params={"filename": "x.flac"}, content=b"").status_code == 400
+    assert client.post("/api/classify", params={"filename": "x.exe"}, content=b"MZ").status_code == 400
+    assert client.post("/api/classify", content=b"RIFF").status_code == 400
+    assert client.post("/api/classify", params={"filename": "x.wav", "top": 0}, content=b"RIFF").status_code == 400
+    assert client.get("/api/classify").status_code == 405
+    with TestClient(create_app(index[0], max_upload_mb=0.001)) as small:
+        r = small.post("/api/classify", params={"filename": "x.wav"}, content=b"\0" * 5000)
+        assert r.status_code == 413 and r.json()["status"] == 413
+
+        def chunks():  # no Content-Length: the limit is enforced while reading
+            for _ in range(10):
+                yield b"\0" * 1000
+
+        r = small.post("/api/classify", params={"filename": "x.wav"}, content=chunks())
+        assert r.status_code == 413
+    assert _uploads() <= before
+
+
+# ------------------------------------------------------------------ playlist files
+def test_playlist_files(client, index):
+    _, _, rows = index
+    ids = sorted(rows)[:3]
+    r = client.get("/api/playlist.m3u8", params={"ids": ",".join(map(str, ids)), "title": "mine"})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    lines = r.text.splitlines()
+    assert lines[0] == "#EXTM3U" and [ln for ln in lines if not ln.startswith("#")] == [rows[i]["path"] for i in ids]
+    r = client.get("/api/playlist.xspf", params={"ids": ",".join(map(str, ids))})
+    import xml.etree.ElementTree as ET
+
+    ns = {"x": "http://xspf.org/ns/0/"}
+    locs = [e.text for e in ET.fromstring(r.content).findall(".//x:location", ns)]
+    assert locs == ["file://" + rows[i]["path"] for i in ids]
+    assert client.get("/api/playlist.m3u8", params={"ids": "999999"}).status_code == 404
+    assert client.get("/api/playlist.xspf", params={"ids": "1,x"}).status_code == 400
+    assert client.get("/api/playlist.xspf").status_code == 400
+
+
+# ------------------------------------------------------------------ docs, page, security
+def test_docs_and_page(client):
+    schema = client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {p for p, _, _ in api.ENDPOINTS}
+    assert "parameters" in schema["paths"]["/api/tracks/{track_id}/similar"]["get"]
+    assert client.get("/docs").status_code == 200 and "docs.js" in client.get("/docs").text
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN: every asset is local
+    js = client.get("/static/app.js")
+    assert js.status_code == 200 and "/api/search" in js.text
+    assert client.get("/nope").status_code == 404 and client.get("/nope").json()["status"] == 404
+
+
+def test_security_headers_and_no_cors(client):
+    r = client.get("/api/info", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    pre = client.options("/api/info", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in pre.headers
+
+
+def test_cors_only_when_asked(index):
+    with TestClient(create_app(index[0], cors_origins=["http://player.example"])) as c:
+        r = c.get("/api/info", headers={"Origin": "http://player.example"})
+        assert r.headers["access-control-allow-origin"] == "http://player.example"
+        r = c.get("/api/info", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_token_checked_on_every_request(index):
+    app = create_app(index[0], token="s3cret-token")
+    with TestClient(app) as c:
+        for url in ("/", "/api/info", "/api/tracks/1/audio", "/openapi.json", "/static/app.js", "/nope"):
+            r = c.get(url)
+            assert r.status_code == 401 and r.json()["status"] == 401, url
+            assert c.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert c.get(url, params={"token": "s3cret-tokeN"}).status_code == 401
+        assert c.get("/api/info", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        r = c.get("/", params={"token": "s3cret-token"})  # the page: sets an HttpOnly cookie
+        assert r.status_code == 200 and "HttpOnly" in r.headers["set-cookie"]
+        assert c.get("/api/tracks/1/audio").status_code == 200  # the cookie
+        c.cookies.clear()
+        assert c.get("/api/tracks/1/audio").status_code == 401
+    with pytest.raises(Exception, match="token"):
+        create_app(index[0], token="  ")
+
+
+def test_host_header_checked_on_loopback(index):
+    from recommender.serve.app import LOOPBACK_HOSTS
+
+    with TestClient(create_app(index[0], allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1:8765") as c:
+        assert c.get("/api/info").status_code == 200
+        assert c.get("/api/info", headers={"Host": "localhost:8765"}).status_code == 200
+        assert c.get("/api/info", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(CatalogError):
+        create_app(tmp_path / "nothing")
+
+
+def test_cli_refuses_public_bind_without_token(index, capsys, monkeypatch):
+    from recommender.cli import main
+    from recommender.cli.serve import is_loopback
+
+    monkeypatch.delenv("RECOMMENDER_TOKEN", raising=False)
+    assert main(["serve", "--index", index[0], "--host", "0.0.0.0"]) == 2
+    assert "token" in capsys.readouterr().err
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("example.org")
+
+
+# ------------------------------------------------------------------ reload while another process indexes
+def test_keeps_answering_while_another_process_indexes(own_index, tmp_path):
+    from recommender.io.demo import make_demo_collection
+
+    idx, music, rows = own_index
+    more = tmp_path / "more"
+    make_demo_collection(more, per_style=1, duration_s=6.0, seed=7)
+    for p in more.rglob("*.*"):
+        p.rename(p.with_name("new_" + p.name))
+    with TestClient(create_app(idx)) as c:
+        reloads = c.app.state.index.reloads
+        proc = subprocess.Popen([sys.executable, "-m", "recommender", "index", str(more), "--index", idx,
+                                 "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        answered = 0
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            r = c.get(f"/api/tracks/{min(rows)}/similar", params={"k": 3})
+            assert r.status_code == 200, r.text
+            assert c.get("/api/search", params={"q": "band"}).status_code == 200
+            answered += 1
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        assert answered > 0
+        assert c.get("/api/info").json()["tracks"] == 12
+        found = c.get("/api/search", params={"q": "new_", "field": "path"}).json()
+        assert found["total"] == 4
+        new_id = found["tracks"][0]["id"]
+        assert c.get(f"/api/tracks/{new_id}/similar", params={"k": 3}).status_code == 200
+        assert c.get(f"/api/tracks/{new_id}/audio").status_code == 200
+        assert c.app.state.index.reloads > reloads
