@@ -11,8 +11,16 @@ stopping / the choice of ``C``) and is scored on the test tracks, per track
 (patch probabilities averaged) and per patch.
 
 The baseline is the ``classical`` mode (MFCC/spectral/chroma statistics +
-logistic regression) run in the same invocation: the table gives each mode's
-accuracy / macro-F1 difference to it and its training-time ratio.
+logistic regression) run in the same invocation (``--baseline`` picks another
+row, e.g. ``head``): the table gives each mode's accuracy difference to it
+with a paired 95 % bootstrap CI over the test tracks, and its training-time
+ratio.  A ``head:RECIPE`` row trains the head on another feature recipe
+(:data:`recommender.learn.features.RECIPES`, e.g. ``head:summary-all``: the
+mean and spread over patches of the pool and penultimate layers of both
+shipped networks); for a track-level recipe the "patch accuracy" is the
+track accuracy (it predicts whole tracks).
+
+    python benchmarks/bench_training.py /tmp/devset --modes head,head:summary-all --baseline head
 
 ``--patches-finetune`` / ``--epochs-finetune`` bound the fine-tuning run,
 which back-propagates through the whole network (~5 patches/s on 2 CPU cores).
@@ -43,6 +51,7 @@ def main(argv=None):
     ap.add_argument("--min-tracks", type=int, default=5)
     ap.add_argument("--test-size", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline", default="classical", help="the row the others are compared with")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--reports", default=None, help="write each mode's report (JSON + PNG) under this folder")
     args = ap.parse_args(argv)
@@ -86,25 +95,44 @@ def main(argv=None):
             "patches": kw["patches_per_track"],
             "epochs": len(h.get("epoch", [])) or None,
             "C": getattr(clf, "C_", None),
+            "temperature": getattr(clf, "temperature_", None),
+            "correct": {p["path"]: p["label"] == p["predicted"] for p in rep["predictions"]},
         }
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k != "correct"}), flush=True)
 
-    base = next((r for r in rows if r["mode"] == "classical"), rows[0])
+    base = next((r for r in rows if r["mode"] == args.baseline), rows[0])
     print()
-    print(f"test tracks: {rows[0]['n_test']}; baseline = {base['mode']} (same split, same run)")
-    hdr = ("| mode | track accuracy | track macro-F1 | patch accuracy | Δacc vs base | fit time | "
+    print(f"test tracks: {rows[0]['n_test']}; baseline = {base['mode']} (same split, same run); "
+          "CI: paired 95 % bootstrap over the test tracks both rows scored")
+    hdr = ("| mode | track accuracy | track macro-F1 | patch accuracy | Δacc vs base [95 % CI] | fit time | "
            "fit time / base | predict (test) | patches/track | epochs |")
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
+        r["delta_ci"] = paired_ci(r["correct"], base["correct"], args.seed)
+        lo, hi = r["delta_ci"]
         print(f"| {r['mode']} | {r['track_acc']:.3f} | {r['track_f1']:.3f} | {r['patch_acc']:.3f} | "
-              f"{r['track_acc'] - base['track_acc']:+.3f} | {r['fit_s']:.0f} s | "
+              f"{r['track_acc'] - base['track_acc']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {r['fit_s']:.0f} s | "
               f"{r['fit_s'] / base['fit_s']:.2f}x | {r['predict_s']:.0f} s | {r['patches']} | "
               f"{r['epochs'] or '-'} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"dataset": args.dataset, "args": vars(args), "rows": rows}, fh, indent=1)
+
+
+def paired_ci(correct, base_correct, seed):
+    """Paired 95 % bootstrap CI of the accuracy difference over the tracks both rows scored."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy as np
+    from retrieval import bootstrap_ci
+
+    both = sorted(set(correct) & set(base_correct))
+    if not both:
+        return (float("nan"), float("nan"))
+    d = np.array([float(correct[p]) - float(base_correct[p]) for p in both])
+    lo, hi = bootstrap_ci(d, random_state=seed)
+    return (float(lo), float(hi))
 
 
 if __name__ == "__main__":

@@ -19,14 +19,17 @@ import importlib
 from .errors import (  # noqa: F401
     AudioError,
     CatalogError,
+    CueSheetError,
     DatasetError,
     IndexFileError,
     IndexLockedError,
     ModelError,
     NotInIndexError,
     ParameterError,
+    PlaylistFileError,
     RecommenderError,
     StaleIndexError,
+    TagWriteError,
 )
 
 __version__ = "0.1.0"
@@ -53,7 +56,8 @@ _LAZY = {
 
 _ERRORS = [
     "AudioError", "CatalogError", "DatasetError", "IndexFileError", "IndexLockedError",
-    "ModelError", "NotInIndexError", "ParameterError", "RecommenderError", "StaleIndexError",
+    "ModelError", "NotInIndexError", "ParameterError", "PlaylistFileError", "RecommenderError",
+    "StaleIndexError", "TagWriteError", "CueSheetError",
 ]
 __all__ = sorted(list(_LAZY) + _ERRORS + ["__version__"])
 

@@ -20,7 +20,10 @@ __all__ = [
     "IndexLockedError",
     "NotInIndexError",
     "DatasetError",
+    "PlaylistFileError",
     "StaleIndexError",
+    "TagWriteError",
+    "CueSheetError",
 ]
 
 
@@ -83,6 +86,29 @@ class NotInIndexError(RecommenderError, KeyError):
 
 class DatasetError(_FileError):
     """A labelled dataset (folder, CSV, FMA metadata) cannot be used."""
+
+
+class CueSheetError(RecommenderError):
+    """A CUE sheet that cannot be used: ``path`` (the sheet), ``line`` (1-based, or
+    ``None`` when the whole sheet is concerned) and a plain ``reason``."""
+
+    def __init__(self, path, line, reason: str):
+        self.path = os.fspath(path) if path is not None else None
+        self.line = line
+        self.reason = str(reason)
+        where = f"{self.path}, line {line}" if line else f"{self.path}"
+        super().__init__(f"{where}: {self.reason}")
+
+    def __reduce__(self):  # keep picklable across joblib/dask workers
+        return (type(self), (self.path, self.line, self.reason))
+
+
+class TagWriteError(_FileError):
+    """A file's tags could not be read or written (``path``, ``reason``); the file is left as it was."""
+
+
+class PlaylistFileError(_FileError):
+    """A playlist file (M3U8, XSPF) that cannot be read: not well-formed or not of its format."""
 
 
 class StaleIndexError(IndexFileError):

@@ -23,6 +23,8 @@ import pandas as pd
 from .analysis.pipeline import Sampling, TrackAnalysis
 from .recommend import indexer
 from .recommend.indexer import UpdateReport  # noqa: F401  (re-exported)
+from .recommend import writeback as _writeback
+from .recommend.exclusions import BanList
 from ._utils import unit_rows
 from .store import spaces as _spaces
 from .store.spaces import (  # noqa: F401  (re-exported: recommender.recommender.SPACES etc.)
@@ -61,7 +63,7 @@ COMMIT_EVERY_S = indexer.COMMIT_EVERY_S
 
 
 
-class Recommender:
+class Recommender(BanList):
     """A music index on disk: add a collection, classify, find similar songs.
 
     Parameters
@@ -475,6 +477,7 @@ class Recommender:
         key: str | None = None,
         min_loudness_db: float | None = None,
         explain: bool = False,
+        exclusions=None,
     ) -> pd.DataFrame:
         """Songs like ``query``.
 
@@ -515,6 +518,8 @@ class Recommender:
         explain : bool
             Add a ``why`` column: one sentence per result naming the tags and
             descriptors that make it close to (or different from) the query.
+        exclusions : Exclusions or mapping, optional
+            Paths, tags, durations no result may match (:mod:`~recommender.recommend.exclusions`).
 
         Returns
         -------
@@ -531,8 +536,12 @@ class Recommender:
         return _query.similar(
             self, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
             exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
-            tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db, explain=explain,
+            tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db, explain=explain, exclusions=exclusions,
         )
+
+    def write_tags(self, paths=(), **kwargs):
+        """BPM/key/mood/genre into the files' own tags (dry run unless ``write=True``): see ``recommend.writeback``."""
+        return _writeback.write_tags(self, paths, **kwargs)
 
     def info(self) -> dict:
         """Counts, model, dims, failures, sizes — as a dict for people and scripts."""

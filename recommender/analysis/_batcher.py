@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import AudioError, RecommenderError
+from ..io.cuesheet import Segment
 from . import blocks as _blocks  # read at call time: tests replace its _file_blocks
 from .results import PipelineStats, TrackAnalysis, track_layer_summary
 from .sampling import Sampling
@@ -41,8 +42,9 @@ class _Decoder:
 
     Parameters
     ----------
-    paths : list of str
-        Files, by index ``i`` (the ``i`` of every queued item).
+    paths : list of str or Segment
+        Files (or parts of files: :class:`~recommender.io.cuesheet.Segment`), by
+        index ``i`` (the ``i`` of every queued item).
     sampling : Sampling
     block_patches : int
         Patches per block (the memory bound per block).
@@ -126,21 +128,25 @@ class _Decoder:
             except RecommenderError as e:
                 self._put(k, ("error", i, e))
             except MemoryError as e:
-                self._put(k, ("error", i, AudioError(p, f"out of memory while decoding ({e})")))
+                self._put(k, ("error", i, AudioError(_blocks.item_key(p), f"out of memory while decoding ({e})")))
             except Exception as e:  # an unexpected decoder failure must not kill the run
                 logger.debug("unexpected error analysing %s", p, exc_info=True)
                 detail = str(e).strip()
                 reason = "could not be analysed (an unexpected decoder error" + (f": {detail})" if detail else ")")
-                self._put(k, ("error", i, AudioError(p, reason)))
+                self._put(k, ("error", i, AudioError(_blocks.item_key(p), reason)))
         self._put(k, (_END, None, None))
 
-    def _decode(self, k: int, i: int, p: str) -> bool:
-        """Queue one file's start, blocks and end; ``False`` if told to stop meanwhile."""
+    def _decode(self, k: int, i: int, p) -> bool:
+        """Queue one file's (or :class:`~recommender.io.cuesheet.Segment`'s) start, blocks
+        and end; ``False`` if told to stop meanwhile."""
         from ..io import audio
 
-        info = audio.info(p)
+        seg = p if isinstance(p, Segment) else None
+        info = audio.info(seg.source if seg is not None else p)
+        if seg is not None:
+            info = _blocks.segment_info(seg, info)
         if info.duration_s <= 0:
-            raise AudioError(p, "contains no audio samples")
+            raise AudioError(_blocks.item_key(p), "contains no audio samples")
         self._put(k, ("start", i, info))
         # the thread's first file's first block is one batch: the CNN starts early
         first = self._first_block if not self._started[k] else None
@@ -154,7 +160,7 @@ class _Decoder:
                 self._put(k, ("block", i, (starts_s, P, padded)))
                 n += 1
             if n == 0:
-                raise AudioError(p, "contains no audio samples")
+                raise AudioError(_blocks.item_key(p), "contains no audio samples")
             # descriptors after the patches are queued: the CNN has work meanwhile
             desc = _blocks._descriptors_for(p, info, self._sampling) if self._descriptors else None
         self._put(k, ("end", i, (n, desc)))

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError, RecommenderError
+from ..errors import AudioError, ParameterError, RecommenderError
 from ..features import frontend as features
+from ..io.cuesheet import Segment
 from .sampling import Sampling, _n_full_patches, patch_starts
 
 logger = logging.getLogger(__name__)
@@ -119,18 +120,68 @@ def _stream_blocks(
     yield from flush()
 
 
-def _file_blocks(path: str, sampling: Sampling, block_patches: int, info, first_block: int | None = None):
-    """Yield ``(starts_s, patches, padded)`` blocks for one file."""
+def item_key(item) -> str:
+    """The path an analysis result carries: a file's path, or a :class:`Segment`'s catalog path."""
+    return item.key if isinstance(item, Segment) else item
+
+
+def segment_info(seg: Segment, info):
+    """``info`` (an :class:`~recommender.io.audio.AudioInfo` of ``seg.source``) as the
+    segment's: ``duration_s`` its length (cut at the end of the file).
+
+    Raises
+    ------
+    AudioError
+        The segment starts at or after the end of the file (naming the segment).
+    """
+    import dataclasses
+
+    if seg.start_s >= info.duration_s:
+        raise AudioError(seg.key, f"the cue track starts at {seg.start_s:.2f} s, at or after the end of "
+                                  f"the file ({info.duration_s:.2f} s)")
+    end = info.duration_s if seg.end_s is None else min(float(seg.end_s), info.duration_s)
+    if seg.end_s is not None and seg.end_s > info.duration_s + 1.0:
+        logger.warning("%s: the cue track ends at %.2f s, after the end of the file (%.2f s): cut there",
+                       seg.key, seg.end_s, info.duration_s)
+    return dataclasses.replace(info, duration_s=end - seg.start_s, n_frames=None)
+
+
+def _segment_stream(path: str, start_s: float, duration_s: float, block_s: float = 30.0):
+    """16-kHz blocks of ``duration_s`` seconds of ``path`` from ``start_s`` (bounded memory):
+    consecutive :func:`~recommender.io.audio.load` spans, sample-exact."""
     from ..io import audio
 
+    sr = features.SR
+    lo, total, block = round(start_s * sr), round(duration_s * sr), round(block_s * sr)
+    done = 0
+    while done < total:
+        n = min(block, total - done)
+        y = audio.load(path, sr=sr, offset_s=(lo + done) / sr, duration_s=n / sr)
+        if len(y) == 0:
+            return
+        yield y[:n]
+        done += len(y)
+        if len(y) < n:
+            return
+
+
+def _file_blocks(item, sampling: Sampling, block_patches: int, info, first_block: int | None = None):
+    """Yield ``(starts_s, patches, padded)`` blocks for one file, or one :class:`Segment`
+    of a file (``info`` then :func:`segment_info`'s; patch starts are from the segment's start)."""
+    from ..io import audio
+
+    seg = item if isinstance(item, Segment) else None
+    path, offset_s = (seg.source, float(seg.start_s)) if seg is not None else (item, 0.0)
     n_samples = int(round(info.duration_s * features.SR))
     starts = patch_starts(n_samples, sampling)
     if starts is None:
         # 15-s decode blocks: 5 patches each, a small fraction of the queue's memory
-        yield from _stream_blocks(audio.stream(path, sr=features.SR, block_s=15.0), block_patches, first_block)
+        chunks = (audio.stream(path, sr=features.SR, block_s=15.0) if seg is None
+                  else _segment_stream(path, offset_s, info.duration_s))
+        yield from _stream_blocks(chunks, block_patches, first_block)
         return
     half = features.N_FFT // 2
-    win_starts_s = (starts - half) / features.SR
+    win_starts_s = (starts - half) / features.SR + offset_s
     for i in range(0, len(starts), block_patches):
         W = audio.load_windows(
             path, win_starts_s[i : i + block_patches], features.PATCH_WINDOW_SAMPLES, sr=features.SR
@@ -139,17 +190,32 @@ def _file_blocks(path: str, sampling: Sampling, block_patches: int, info, first_
         yield starts[i : i + block_patches] / features.SR, P, False
 
 
-def _descriptors_for(path, info, sampling=None) -> dict | None:
-    """MIR descriptors of a file; ``None`` (logged) if they cannot be computed."""
+def _descriptors_for(item, info, sampling=None) -> dict | None:
+    """MIR descriptors of a file or :class:`Segment`; ``None`` (logged) if they cannot be computed.
+
+    A segment is described from excerpts inside it (those of the CNN's
+    windows when sampled, else at 1/8, 3/8, 5/8 and 7/8 of it; a segment of
+    at most :data:`~recommender.descriptors.INDEX_CLIP_S` seconds whole).
+    """
     from .. import descriptors as _d
 
+    seg = item if isinstance(item, Segment) else None
     try:
         starts = _descriptor_starts(info, sampling) if sampling is not None else None
+        if seg is not None:
+            length = _d.INDEX_CLIP_S / _d.INDEX_EXCERPTS
+            if starts is None and info.duration_s <= _d.INDEX_CLIP_S:
+                starts, length = [0.0], info.duration_s
+            elif starts is None:
+                n = _d.INDEX_EXCERPTS
+                starts = [max(0.0, (i + 0.5) / n * info.duration_s - length / 2) for i in range(n)]
+            d = _d.describe_at(seg.source, [float(seg.start_s) + s for s in starts], length)
+            return {**d, "path": seg.key}
         if starts is not None:
-            return _d.describe_at(path, starts, _d.INDEX_CLIP_S / _d.INDEX_EXCERPTS)
-        return _d.describe_file(path, **_descriptor_clip(info))
+            return _d.describe_at(item, starts, _d.INDEX_CLIP_S / _d.INDEX_EXCERPTS)
+        return _d.describe_file(item, **_descriptor_clip(info))
     except RecommenderError as e:
-        logger.warning("descriptors failed for %s: %s", path, e)
+        logger.warning("descriptors failed for %s: %s", item_key(item), e)
         return None
 
 

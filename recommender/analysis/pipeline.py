@@ -29,7 +29,9 @@ import numpy as np
 from .._utils import check_choice, check_int
 from ..errors import AudioError, ParameterError
 from ..features import frontend as features
+from ..io.cuesheet import Segment
 from ._batcher import _END, _Batcher, _Decoder
+from .blocks import item_key
 from .results import AnalysisFailure, PipelineStats, TrackAnalysis, track_layer_summary
 from .sampling import Sampling, patch_starts
 
@@ -170,7 +172,12 @@ def analyze_files(
 
     Parameters
     ----------
-    paths : iterable of path-like
+    paths : iterable of path-like or Segment
+        Files; a :class:`~recommender.io.cuesheet.Segment` (a cue track) is
+        analysed as a track of its own: only its seconds are decoded, the
+        patches are sampled inside it, its result's ``path`` is
+        ``Segment.key``, its ``duration_s`` the segment's and ``starts_s``
+        count from the segment's start.
     model : TagModel, str or None
     sampling : Sampling, int, str or None
         Default: whole tracks.
@@ -203,7 +210,8 @@ def analyze_files(
     st = stats if stats is not None else PipelineStats()
     t_start = time.perf_counter()
 
-    paths = [os.fspath(p) for p in paths]
+    paths = [p if isinstance(p, Segment) else os.fspath(p) for p in paths]
+    keys = [item_key(p) for p in paths]
     decoder = _Decoder(paths, sampling=sampling, block_patches=block_patches, first_block=bs,
                        descriptors=descriptors, decode_threads=decode_threads)
     batcher = _Batcher(m, batch_size=bs, sampling=sampling, stats=st)
@@ -218,7 +226,7 @@ def analyze_files(
                 if ended == decoder.n_threads:
                     batcher.run(force=True)
             elif kind == "start":
-                batcher.start(fi, paths[fi], payload)
+                batcher.start(fi, keys[fi], payload)
             elif kind == "block":
                 if not batcher.add(fi, *payload):
                     continue
@@ -232,7 +240,7 @@ def analyze_files(
                 batcher.fail(fi)
                 if on_error == "raise":
                     raise payload
-                yield AnalysisFailure(paths[fi], payload.reason if hasattr(payload, "reason") else str(payload), payload)
+                yield AnalysisFailure(keys[fi], payload.reason if hasattr(payload, "reason") else str(payload), payload)
             yield from batcher.finished()
         batcher.run(force=True)
         yield from batcher.finished()

@@ -96,7 +96,10 @@ class TrackAnalysis:
             if self.path is None:
                 logger.warning("patches look silent but there is no file to confirm it on: not flagged")
                 return None
-            return file_audio_flag(self.path)
+            from ..io.cuesheet import source_of_key
+
+            # a CUE track is judged on its album's audio file (the segment is not a file of its own)
+            return file_audio_flag(source_of_key(self.path) or self.path)
         except RecommenderError as e:
             logger.warning("could not check the level of %s: %s", self.path, e)
             return None

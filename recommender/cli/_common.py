@@ -1,4 +1,4 @@
-"""Helpers every command module uses: JSON and table output, M3U files, query arguments."""
+"""Helpers every command module uses: JSON and table output, playlist files, query arguments."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import math
 import os
 import re
 
-from .._utils import atomic_write, json_default
+from .._utils import json_default
 from ..io.collection import display_path
 
-__all__ = ["print_json", "json_text", "display", "records", "write_m3u", "query_arg"]
+__all__ = ["print_json", "json_text", "display", "records", "write_m3u", "playlist_rows", "add_playlist_file_args",
+           "write_playlist_files", "query_arg"]
 
 
 def _cli_default(o):
@@ -74,27 +75,85 @@ def records(df) -> list[dict]:
     return out
 
 
-def _m3u_bytes(text: str) -> bytes:
-    try:  # a path: its own bytes, whatever they are (what a player needs to open the file)
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace")
+def write_m3u(path, rows, *, relative_to=None) -> None:
+    """Write ``rows`` (dicts with ``path``, optional ``artist``/``title``/``duration_s``) as M3U, atomically.
 
-
-def write_m3u(path, rows) -> None:
-    """Write ``rows`` (dicts with ``path``, optional ``artist``/``title``) as an M3U playlist, atomically.
-
-    Lines are UTF-8; a path whose name is not UTF-8 is written as its raw
+    The same file as ``--m3u8`` (:func:`recommender.io.playlist_files.write_m3u8`):
+    lines are UTF-8; a path whose name is not UTF-8 is written as its raw
     bytes, so that a player opens the same file.
     """
+    from ..io.playlist_files import write_m3u8
 
-    def write(fh):
-        fh.write(b"#EXTM3U\n")
-        for r in rows:
-            title = " - ".join(display(x) for x in (r.get("artist"), r.get("title")) if isinstance(x, str) and x)
-            fh.write(b"#EXTINF:-1," + title.encode("utf-8") + b"\n" + _m3u_bytes(str(r["path"])) + b"\n")
+    write_m3u8(path, rows, relative_to=relative_to)
 
-    atomic_write(path, write, binary=True)
+
+#: Catalog fields a playlist file uses that result frames do not carry.
+_PLAYLIST_FIELDS = ("artist", "title", "album", "duration_s", "start_s", "end_s")
+
+
+def playlist_rows(rec, rows) -> list[dict]:
+    """``rows`` (dicts with ``id``) completed from the catalog with what a playlist file shows.
+
+    Adds ``album``, ``duration_s`` and, for a track that is a part of a file
+    (a CUE album), ``start_s``/``end_s``; values already in a row are kept.
+    """
+    out = []
+    for r in rows:
+        full = dict(r)
+        tid = r.get("id")
+        if tid is not None:
+            track = rec.track(int(tid))
+            for k in _PLAYLIST_FIELDS:
+                if full.get(k) is None and track.get(k) is not None:
+                    full[k] = track[k]
+            if track.get("source_path"):  # a CUE track: the player opens the audio file
+                full["path"] = track["source_path"]
+        out.append(full)
+    return out
+
+
+def add_playlist_file_args(parser, *, what: str = "the results") -> None:
+    """``--m3u8 FILE``, ``--xspf FILE`` and ``--relative-to DIR`` on a sub-parser."""
+    parser.add_argument("--m3u8", default=None, metavar="FILE",
+                        help=f"also write {what} as an M3U8 playlist (UTF-8, #EXTINF duration and artist - title)")
+    parser.add_argument("--xspf", default=None, metavar="FILE",
+                        help=f"also write {what} as an XSPF playlist (file:// URIs, title/creator/album/duration)")
+    parser.add_argument("--relative-to", default=None, metavar="DIR",
+                        help="M3U/M3U8 paths relative to DIR (the folder the playlist is kept in); "
+                             "default absolute. XSPF locations are always absolute URIs")
+
+
+def write_playlist_files(args, rec, rows, *, title: str | None = None) -> list[str]:
+    """Write the playlist files a command was asked for (``--m3u``, ``--m3u8``, ``--xspf``).
+
+    Returns
+    -------
+    list of str
+        The files written, in that order.
+
+    Raises
+    ------
+    ParameterError
+        ``--relative-to`` without an M3U file to apply it to.
+    """
+    from ..errors import ParameterError
+    from ..io.playlist_files import write_m3u8, write_xspf
+
+    m3u, m3u8, xspf = getattr(args, "m3u", None), getattr(args, "m3u8", None), getattr(args, "xspf", None)
+    rel = getattr(args, "relative_to", None)
+    if rel is not None and not (m3u or m3u8):
+        raise ParameterError(f"--relative-to {rel}: applies to --m3u8/--m3u paths; give one of them")
+    if not (m3u or m3u8 or xspf):
+        return []
+    full = playlist_rows(rec, rows)
+    written = []
+    for out, write in ((m3u, lambda p: write_m3u(p, full, relative_to=rel)),
+                       (m3u8, lambda p: write_m3u8(p, full, title=title, relative_to=rel)),
+                       (xspf, lambda p: write_xspf(p, full, title=title))):
+        if out:
+            write(out)
+            written.append(out)
+    return written
 
 
 def query_arg(q: str):

@@ -10,7 +10,8 @@ import os
 import sys
 
 from ..errors import RecommenderError
-from ._common import display, print_json, query_arg, records, write_m3u
+from .bans import add_exclusion_args, exclusions_from_args
+from ._common import add_playlist_file_args, display, print_json, query_arg, records, write_playlist_files
 
 __all__ = ["add_commands"]
 
@@ -98,10 +99,10 @@ def cmd_similar(args) -> int:
         tempo_range=tempo,
         key=args.key,
         explain=args.explain,
+        exclusions=exclusions_from_args(args),
     )
     rows = records(df)
-    if args.m3u:
-        write_m3u(args.m3u, rows)
+    written = write_playlist_files(args, rec, rows, title=f"similar to {display(args.query)}")
     if args.json:
         keep = ["rank", "id", "path", "score", "artist", "title", "album", "shared_tags"]
         extra = [c for c in ("tempo_bpm", "key", "mode", "why") if c in df.columns]
@@ -115,6 +116,8 @@ def cmd_similar(args) -> int:
         if why is not None:
             for r, w in zip(df["rank"], why):
                 print(f"  {r:>2d}. {w}")
+        for out in written:
+            print(f"wrote {display(out)}")
     return 0
 
 
@@ -231,7 +234,9 @@ def add_commands(sub) -> None:
     s.add_argument("--tempo", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
     s.add_argument("--key", default=None, help="e.g. 'A minor' or 'C'")
     s.add_argument("--m3u", default=None, metavar="FILE", help="also write the results as an M3U playlist")
+    add_playlist_file_args(s)
     s.add_argument("--explain", action="store_true", help="say why each result is close")
+    add_exclusion_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_similar)
 

@@ -14,13 +14,13 @@ import sys
 
 from ..errors import RecommenderError
 
-from . import describe, index, playlists, serve, train
+from . import bans, describe, index, playlists, serve, tag, train
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Command modules, in the order their commands appear in ``--help``; each defines
 #: ``add_commands(subparsers)`` (imports inside the command functions stay lazy).
-COMMANDS = (index, describe, playlists, train, serve)
+COMMANDS = (index, describe, playlists, tag, bans, train, serve)
 
 
 # --------------------------------------------------------------------------- parser

@@ -13,6 +13,14 @@ Wired into ``recommender …`` by :mod:`recommender.cli.main` (``COMMANDS``).
 * ``recommender predict MODEL FILE...`` classifies files with any saved model
   (also ``classical``, which ``recommender classify --model`` cannot use).
 
+``--task`` picks what is learned; by default it is read from the data
+(:func:`recommender.learn._targets.detect_task`): a folder or a CSV with one
+``label`` per track is ``classify``; numeric columns (``path,tempo,energy``)
+are ``regress`` (a joint ridge, :mod:`recommender.learn.regression`; ``--target``
+keeps some columns); a ``labels`` cell with ``;``-separated labels or one 0/1
+column per label is ``multilabel`` (:mod:`recommender.learn.multilabel`).
+``evaluate`` and ``predict`` follow the saved model's task.
+
 A trained model also works wherever a model is accepted:
 ``recommender classify --model MODEL`` and ``recommender index --model MODEL``.
 
@@ -62,7 +70,106 @@ def _json_report(report, extra=None):
     return out
 
 
+def _task_of(args):
+    if args.task != "auto":
+        return args.task
+    p = os.path.abspath(os.path.expanduser(args.dataset))
+    if not os.path.isfile(p) or not p.lower().endswith(".csv"):
+        return "classify"
+    from ..learn._targets import detect_task
+    from ..learn.datasets import _looks_like_fma
+
+    if _looks_like_fma(p):
+        return "classify"
+    task, why = detect_task(p)
+    if not args.json:
+        print(f"task: {task} ({why})")
+    return task
+
+
+def _print_regression(rep):
+    print(f"test tracks: {rep['n_test']}; trained on {rep['n_train']} (+{rep['n_validation']} validation); "
+          f"split: {rep.get('split_strategy') or 'n/a'}; " + "; ".join(rep.get("notes", [])))
+    for t, row in rep["per_target"].items():
+        print(f"  {t}:")
+        for who, m in row.items():
+            r2 = "n/a" if m["r2"] is None else f"{m['r2']:.3f}"
+            acc = f"  Acc1 {m['accuracy1']:.3f}  Acc2 {m['accuracy2']:.3f}" if "accuracy1" in m else ""
+            mae = "n/a" if m["mae"] is None else f"{m['mae']:.4g}"
+            rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4g}"
+            print(f"    {who:<17s} MAE {mae:>8}  RMSE {rmse:>8}  R² {r2:>6}{acc}  (n={m['n']})")
+
+
+def _print_multilabel(rep):
+    print(f"test tracks: {rep['n_test']}; trained on {rep['n_train']} (+{rep['n_validation']} validation); "
+          f"split: {rep.get('split_strategy') or 'n/a'}; " + "; ".join(rep.get("notes", [])))
+    if not rep["n_test"]:
+        return
+    def f(v):
+        return "  n/a" if v is None else f"{v:5.3f}"
+
+    w = max(len(n) for n in rep["labels"])
+    print(f"  {'label':<{w}}  ROC-AUC  PR-AUC  (chance)  F1     threshold  support")
+    for n, m in rep["per_label"].items():
+        print(f"  {n:<{w}}  {f(m['roc_auc'])}    {f(m['pr_auc'])}   ({m['pr_auc_chance']:.3f})   {f(m['f1'])}  "
+              f"{m['threshold']:.3f}      {m['support']}")
+    for k in ("macro", "micro"):
+        print(f"  {k:<{w}}  {f(rep[k]['roc_auc'])}    {f(rep[k]['pr_auc'])}             {f(rep[k]['f1'])}")
+
+
+def _train_targets(args, task) -> int:
+    from ..learn._targets import load_targets, split_multilabel, split_regression
+
+    if args.mode not in ("head", "classical"):
+        print(f"error: --mode {args.mode}: --task {task} trains in head or classical mode "
+              "(finetune/scratch are for classify)", file=sys.stderr)
+        return 2
+    df = load_targets(args.dataset, task=task, targets=args.target or None)
+    split = {"test_size": args.test_size, "validation_size": args.validation_size, "random_state": args.seed}
+    if task == "regress":
+        from ..learn.regression import MusicRegressor, evaluate_regression, write_regression_report
+
+        df = split_regression(df, df.attrs["targets"], **split)
+        model = MusicRegressor(args.mode, patches_per_track=args.patches, random_state=args.seed,
+                               verbose=not args.json and sys.stderr.isatty())
+        evaluate, write, show = evaluate_regression, write_regression_report, _print_regression
+    else:
+        from ..learn.multilabel import MultiLabelClassifier, evaluate_multilabel, write_multilabel_report
+
+        df = split_multilabel(df, df.attrs["labels"], **split)
+        model = MultiLabelClassifier(args.mode, patches_per_track=args.patches, random_state=args.seed,
+                                     verbose=not args.json and sys.stderr.isatty())
+        evaluate, write, show = evaluate_multilabel, write_multilabel_report, _print_multilabel
+    if not args.json:
+        print(f"{len(df)} tracks; split {df.attrs['split_strategy']}: "
+              + ", ".join(f"{s} {int((df['split'] == s).sum())}" for s in ("train", "validation", "test")))
+    model.fit(df)
+    out = model.save(args.out)
+    report = evaluate(model, df)
+    report["failures"] = df.attrs.get("failures", []) + model.failures_ + report["failures"]
+    written = write(report, args.report or os.path.join(out, "report"))
+    if args.json:
+        print_json({**{k: v for k, v in report.items() if k != "predictions"}, "model": out, "report": written})
+    else:
+        print(f"trained {task} ({args.mode}) in {model.fit_time_s_:.1f} s; saved to {out}")
+        show(report)
+        print(f"report: {os.path.dirname(written['json'])}")
+    return 0
+
+
+def _saved_task(path):
+    from ..models.trained import model_dir, read_sidecar
+
+    d = model_dir(path)
+    if d is None:
+        return "classify"
+    return read_sidecar(d)[0].get("task", "classify")
+
+
 def cmd_train(args) -> int:
+    task = _task_of(args)
+    if task != "classify":
+        return _train_targets(args, task)
     from ..learn.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
     from ..learn.classifier import MusicClassifier, evaluate, write_report
 
@@ -98,6 +205,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    task = _saved_task(args.model)
+    if task != "classify":
+        if task == "regress":
+            from ..learn.regression import evaluate_regression as evaluate
+            from ..learn.regression import write_regression_report as write
+
+            show = _print_regression
+        else:
+            from ..learn.multilabel import evaluate_multilabel as evaluate
+            from ..learn.multilabel import write_multilabel_report as write
+
+            show = _print_multilabel
+        report = evaluate(args.model, args.dataset)
+        written = write(report, args.report) if args.report else {}
+        if args.json:
+            print_json({**{k: v for k, v in report.items() if k != "predictions"}, "report": written})
+        else:
+            show(report)
+        return 0
     from ..learn.classifier import evaluate, load_classifier, write_report
 
     clf = load_classifier(args.model)
@@ -113,7 +239,50 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _predict_targets(args, task) -> int:
+    if task == "regress":
+        from ..learn.regression import load_regressor
+
+        m = load_regressor(args.model)
+        table, fails = m.predict_files(args.files)
+        names = m.targets_
+    else:
+        from ..learn.multilabel import load_multilabel
+
+        m = load_multilabel(args.model)
+        table, fails = m.predict_proba_files(args.files)
+        names = [str(c) for c in m.classes_]
+    out = []
+    for f in args.files:
+        p = os.path.abspath(f)
+        if p not in table:
+            reason = next((x["reason"] for x in fails if x["path"] == p), "failed")
+            out.append({"path": f, "error": reason})
+            if not args.json:
+                print(f"error: {f}: {reason}", file=sys.stderr)
+            continue
+        v = table[p]
+        if task == "regress":
+            row = {"path": f, "values": {n: round(float(x), 6) for n, x in zip(names, v)}}
+            if not args.json:
+                print(f"{f}: " + "  ".join(f"{n}={x:.4g}" for n, x in zip(names, v)))
+        else:
+            labs = [n for n, x, t in zip(names, v, m.thresholds_) if x >= t]
+            row = {"path": f, "labels": labs, "probabilities": {n: round(float(x), 6) for n, x in zip(names, v)}}
+            if not args.json:
+                print(f"{f}: {';'.join(labs) or '(none)'}")
+                for n, x, t in zip(names, v, m.thresholds_):
+                    print(f"  {n:<20s} {x:6.3f} (threshold {t:.3f}) {'#' * int(round(x * 40))}")
+        out.append(row)
+    if args.json:
+        print_json(out)
+    return 1 if fails else 0
+
+
 def cmd_predict(args) -> int:
+    task = _saved_task(args.model)
+    if task != "classify":
+        return _predict_targets(args, task)
     from ..learn.classifier import load_classifier
 
     clf = load_classifier(args.model)
@@ -153,6 +322,12 @@ def add_commands(sub):
                                    "test split and save the model directory (usable with classify/index --model).")
     p.add_argument("dataset", help="folder per label, CSV, or FMA tracks.csv")
     p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--task", choices=("auto", "classify", "regress", "multilabel"), default="auto",
+                   help="auto (default): from the data -- one label per track: classify; numeric columns "
+                        "(path,tempo,...): regress; a labels cell 'calm;sad' or 0/1 columns per label: "
+                        "multilabel (regress/multilabel train in head or classical mode)")
+    p.add_argument("--target", action="append", default=None, metavar="COLUMN",
+                   help="regress: learn only this column (repeatable; default every numeric column)")
     p.add_argument("--mode", choices=MODES, default="head",
                    help="head (default, fast): frozen pretrained network + logistic regression; finetune: "
                         "whole network; scratch: small CNN; classical: MFCC/spectral statistics + LR")

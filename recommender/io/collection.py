@@ -33,11 +33,20 @@ _HASH_CHUNK = 256 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class FileEntry:
-    """A file found on disk: absolute path, size in bytes, mtime in ns."""
+    """A file found on disk: absolute path, size in bytes, mtime in ns.
+
+    A track of a CUE album (:mod:`recommender.io.cuesheet`) is an entry too:
+    ``path`` is its catalog path (``"<audio>#t=<start>,<end>"``), ``size``
+    the audio file's, ``mtime_ns`` the later of the audio file's and the
+    sheet's (editing either re-indexes the album) and ``segment`` the
+    :class:`~recommender.io.cuesheet.Segment` to analyse; ``None`` for a
+    whole file.
+    """
 
     path: str
     size: int
     mtime_ns: int
+    segment: object = None
 
 
 def _audio_ext(name: str) -> bool:

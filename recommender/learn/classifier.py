@@ -97,6 +97,7 @@ from ..models.trained import (  # noqa: F401 - the format's names, importable fr
     is_trained_model,
     load_tag_model,
 )
+from . import _head as head
 from . import _linear as linear
 from . import _networks as nets
 from ._inputs import (  # noqa: F401 - CLASSICAL_CLIP_S importable from here as before
@@ -110,6 +111,7 @@ from ._inputs import (  # noqa: F401 - CLASSICAL_CLIP_S importable from here as 
     track_segments,
 )
 from .evaluate import evaluate_classifier, write_report
+from .features import RECIPES
 
 __all__ = [
     "MODES",
@@ -125,7 +127,7 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_EPOCHS = {"finetune": 8, "scratch": 30}
 _DEFAULT_LR = {"finetune": 1e-3, "scratch": 1e-3}
-_HEAD_FEATURES = ("embedding", "embedding+tags")
+_HEAD_FEATURES = tuple(RECIPES)
 
 
 # =========================================================================== estimator
@@ -154,11 +156,10 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         Epochs without a better validation loss before stopping.
     augment : bool
         Random crops, gain, noise and masking (Keras modes).
-    head_features : {"embedding", "embedding+tags"}
-        ``head``: the 200-d penultimate embedding, or the embedding plus the
-        backbone's 50 tag probabilities.  On the benchmark collection adding
-        the tags did not help (track accuracy 0.76 vs 0.80 for the embedding
-        alone, 25 test tracks), so the default is the embedding.
+    head_features : str
+        ``head``: a recipe of :data:`recommender.learn.features.RECIPES`
+        (``"embedding"``, ``"embedding+tags"``, track-level ``"summary"``,
+        ``"summary-all"``, ``"embedding-summary-all"``); see that module.
     C : float, optional
         ``head``/``classical``: inverse L2 strength; ``None`` picks it from
         ``(0.003 ... 10)`` by grouped cross-validation (see the module docstring).
@@ -369,17 +370,7 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         return scaler, lr
 
     def _fit_head(self, tr, ytr, va, yva, rng, groups_of):
-        tm = nets.backbone(self.backbone)
-        table, fails = embedding_table(tm, tr + va, sampling=self.patches_per_track,
-                                       with_tags=self.head_features == "embedding+tags", verbose=self.verbose)
-        self.failures_.extend(fails)
-        scaler, lr = self._fit_linear(table, tr, ytr, va, yva, groups_of)
-        kernel, bias = linear.lr_to_dense(lr, scaler, len(self.classes_))
-        self.model_ = nets.build_head_model(tm, len(self.classes_), self.head_features, kernel, bias)
-        self.backbone_ = tm.name
-        self.backbone_sha256_ = tm.weights_sha256
-        self.embedding_dim_ = tm.embedding_dim
-        self._tag_model = None
+        head.fit_head(self, tr, ytr, va, yva, groups_of)  # the recipes: see .features and ._head
 
     # ------------------------------------------------------------- classical
     def _fit_classical(self, tr, ytr, va, yva, rng, groups_of):
@@ -457,6 +448,7 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         if self.mode == "classical":
             raise ModelError(None, trained.CLASSICAL_NO_PATCHES)
+        head.check_patch_model(self)
         tm = getattr(self, "_tag_model", None)
         if tm is None:
             tm = self._tag_model = TrainedTagModel(
@@ -507,6 +499,8 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
             table, fails = map_paths(lambda p: descriptor_clips(p, self.patches_per_track), paths,
                                      desc="descriptors", verbose=self.verbose)
             out = {p: self.model_.predict_proba(X) for p, X in table.items()}
+        elif isinstance(self.model_, head.TrackHead):
+            out, fails = head.patch_outputs(self, paths)
         else:
             from ..analysis.pipeline import TrackAnalysis, analyze_files
 
@@ -578,8 +572,8 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         d = os.path.abspath(os.fspath(path))
         if os.path.exists(d) and not os.path.isdir(d):
             raise ParameterError(f"path={d!r}: exists and is not a directory")
-        if self.mode == "classical":
-            arrays = linear.classical_arrays(self.model_)
+        if not hasattr(self.model_, "save"):  # classical pipeline or track-level head: plain arrays
+            arrays = linear.classical_arrays(self.model_) if self.mode == "classical" else self.model_.arrays()
 
             def write_weights(tmp):
                 np.savez(tmp, **arrays)
@@ -634,8 +628,9 @@ _PARAM_ORDER = [p for p in inspect.signature(MusicClassifier.__init__).parameter
 
 def _sidecar(clf) -> dict:
     """The ``model.json`` of a fitted classifier (``weights_sha256`` filled in by the writer)."""
+    npz = clf.mode == "classical" or isinstance(clf.model_, head.TrackHead)
     meta = trained.new_sidecar(mode=clf.mode, classes=clf.classes_, embedding_dim=clf.embedding_dim_,
-                               weights_file=trained.NPZ_FILE if clf.mode == "classical" else trained.KERAS_FILE)
+                               weights_file=trained.NPZ_FILE if npz else trained.KERAS_FILE)
     meta.update({
         "backbone": None if clf.backbone_ is None else {"name": str(clf.backbone_),
                                                         "weights_sha256": clf.backbone_sha256_},
@@ -653,6 +648,8 @@ def _sidecar(clf) -> dict:
         "library_version": _library_version(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
+    if isinstance(clf.model_, head.TrackHead):  # new keys: older readers ignore them
+        meta.update(clf.model_.sidecar(), temperature=clf.model_.temperature)
     return meta
 
 
@@ -662,6 +659,7 @@ def _fitted_state(meta, weights_path, d) -> dict:
     state = {
         "classes_": np.array(meta["classes"], dtype=object),
         "model_": (linear.load_classical(weights_path, meta) if meta["mode"] == "classical"
+                   else head.TrackHead.load(weights_path, meta) if weights_path.endswith(trained.NPZ_FILE)
                    else trained.load_keras(weights_path, meta)),
         "history_": meta.get("history") or {},
         "n_train_": meta.get("n_train"),

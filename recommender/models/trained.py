@@ -41,6 +41,7 @@ __all__ = [
     "MODES",
     "NPZ_FILE",
     "SIDECAR",
+    "TASKS",
     "TRACKS_FILE",
     "TrainedTagModel",
     "custom_name",
@@ -68,6 +69,14 @@ KERAS_FILE = "model.keras"
 NPZ_FILE = "model.npz"
 #: Training modes a sidecar may name (see :mod:`recommender.learn.classifier`).
 MODES = ("head", "finetune", "scratch", "classical")
+#: What a model predicts (``model.json["task"]``; absent means ``"classify"``, so older folders load
+#: unchanged): one class per track (softmax), numeric values (``regress``: the outputs are the named
+#: values themselves, one per target, in ``classes`` order) or several labels per track
+#: (``multilabel``: independent sigmoid probabilities, one per label, and per-label
+#: ``thresholds`` in the sidecar).
+TASKS = ("classify", "regress", "multilabel")
+#: Modes each task may be trained in.
+TASK_MODES = {"classify": MODES, "regress": ("head", "classical"), "multilabel": ("head", "classical")}
 #: A trained model's name is this prefix and its absolute folder (as an index catalog records it).
 CUSTOM_PREFIX = "custom:"
 
@@ -190,10 +199,19 @@ def read_sidecar(directory):
         mode, classes, wfile, sha = meta["mode"], meta["classes"], meta["weights_file"], meta["weights_sha256"]
     except KeyError as e:
         raise ModelError(side, f"incomplete sidecar (missing {e})") from None
-    if mode not in MODES:
-        raise ModelError(side, f"mode={mode!r}: unknown (expected one of {MODES})")
-    if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes):
-        raise ModelError(side, "classes: must be a list of at least 2 distinct names")
+    task = meta.get("task", "classify")
+    if task not in TASKS:
+        raise ModelError(side, f"task={task!r}: unknown (expected one of {TASKS})")
+    if mode not in TASK_MODES[task]:
+        raise ModelError(side, f"mode={mode!r}: unknown for task {task!r} (expected one of {TASK_MODES[task]})")
+    least = 2 if task == "classify" else 1
+    if not isinstance(classes, list) or len(classes) < least or len(set(map(str, classes))) != len(classes):
+        raise ModelError(side, f"classes: must be a list of at least {least} distinct names")
+    if task == "multilabel":
+        th = meta.get("thresholds")
+        if not isinstance(th, list) or len(th) != len(classes) or not all(
+                isinstance(t, (int, float)) and 0 <= t <= 1 for t in th):
+            raise ModelError(side, "thresholds: a multilabel model needs one threshold in [0, 1] per label")
     if meta.get("frontend") != features.FRONTEND_PARAMS:
         raise ModelError(side, f"model expects front end {meta.get('frontend')}, this library computes "
                                f"{features.FRONTEND_PARAMS}")
@@ -257,14 +275,17 @@ def load_keras(weights_path, meta):
 
 
 # --------------------------------------------------------------------------- writing
-def new_sidecar(*, mode, classes, embedding_dim, weights_file) -> dict:
+def new_sidecar(*, mode, classes, embedding_dim, weights_file, task=None) -> dict:
     """The leading fields of a ``model.json`` (the caller appends its own after them).
 
-    ``weights_sha256`` is filled in by :func:`write_model`.
+    ``weights_sha256`` is filled in by :func:`write_model`.  ``task`` (see
+    :data:`TASKS`) is written only when given, so a classifier's sidecar stays as before.
     """
+    head = {"task": task} if task is not None else {}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        **head,
         "mode": mode,
         "classes": [str(c) for c in classes],
         "n_classes": len(classes),
@@ -320,14 +341,17 @@ def write_model(directory, *, write_weights, meta, tracks) -> str:
 
 
 # --------------------------------------------------------------------------- TagModel view
-def tag_metadata(classes, embedding_dim, mode) -> dict:
-    """The :attr:`TagModel.metadata` of a trained classifier."""
-    return {
+def tag_metadata(classes, embedding_dim, mode, task="classify") -> dict:
+    """The :attr:`TagModel.metadata` of a trained model (``task`` as in :data:`TASKS`)."""
+    out = {
         "tags": [str(c) for c in classes],
         "embedding_dim": int(embedding_dim),
         "architecture": {"n_frames": features.PATCH_FRAMES, "n_mels": features.N_MELS},
         "mode": mode,
     }
+    if task != "classify":  # a classifier's metadata stays as before
+        out["task"] = task
+    return out
 
 
 class TrainedTagModel(TagModel):
@@ -337,16 +361,64 @@ class TrainedTagModel(TagModel):
     (class probabilities (n, n_classes), embedding (n, embedding_dim)), and
     ``source`` is the model directory so worker processes can reload it.
     Runs on TensorFlow; has no ``pool`` layer (``has_pool`` is False).
+
+    ``task`` says what the first output holds: ``"classify"`` class
+    probabilities (summing to 1), ``"multilabel"`` independent label
+    probabilities (``thresholds`` per label decide which labels a track
+    has), ``"regress"`` the predicted values themselves, named by ``tags``
+    (``value_names``); averaged over a track's patches they are the track's
+    prediction.
     """
 
-    def __init__(self, name, keras_model, metadata, weights_sha256, *, source=None, mode=None):
+    def __init__(self, name, keras_model, metadata, weights_sha256, *, source=None, mode=None,
+                 task="classify", thresholds=None):
         super().__init__(name, keras_model, metadata, weights_sha256)
         self.has_pool = False  # a classifier's own layers: the layer space is for the pretrained models
         self.source = source
         self.mode = mode
+        self.task = task
+        self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
+
+    @property
+    def value_names(self) -> list:
+        """A regressor's output names (its targets); empty for the other tasks."""
+        return list(self.tags) if self.task == "regress" else []
+
+    def named_values(self, outputs) -> dict:
+        """A regressor's outputs of one track (``(n_values,)``, e.g. the mean over its patches) by name.
+
+        Raises
+        ------
+        ModelError
+            Not a regressor, or the wrong number of values.
+        """
+        import numpy as np
+
+        v = np.asarray(outputs, dtype=np.float64).reshape(-1)
+        if self.task != "regress" or len(v) != len(self.tags):
+            raise ModelError(self.source, f"named_values: needs a regressor's {len(self.tags)} outputs "
+                                          f"(task={self.task!r}, got {len(v)} values)")
+        return {str(n): float(x) for n, x in zip(self.tags, v)}
+
+    def labels_of(self, probabilities) -> list:
+        """A multi-label model's labels of one track (probability >= its label's threshold).
+
+        Raises
+        ------
+        ModelError
+            Not a multi-label model, or the wrong number of probabilities.
+        """
+        import numpy as np
+
+        p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        if self.task != "multilabel" or len(p) != len(self.tags):
+            raise ModelError(self.source, f"labels_of: needs a multi-label model's {len(self.tags)} "
+                                          f"probabilities (task={self.task!r}, got {len(p)})")
+        return [str(t) for t, x, th in zip(self.tags, p, self.thresholds) if x >= th]
 
     def __repr__(self):
-        return (f"TrainedTagModel(name={self.name!r}, mode={self.mode!r}, classes={self.tags}, "
+        task = "" if self.task == "classify" else f"task={self.task!r}, "
+        return (f"TrainedTagModel(name={self.name!r}, {task}mode={self.mode!r}, classes={self.tags}, "
                 f"embedding_dim={self.embedding_dim}, sha256={self.weights_sha256[:12]})")
 
 
@@ -371,7 +443,9 @@ def load_tag_model(path) -> TrainedTagModel:
     if meta["mode"] == "classical":
         raise ModelError(d, CLASSICAL_NO_PATCHES)
     model = load_keras(wpath, meta)
-    info = tag_metadata(meta["classes"], meta.get("embedding_dim"), meta["mode"])
-    tm = TrainedTagModel(custom_name(d), model, info, meta["weights_sha256"], source=d, mode=meta["mode"])
+    task = meta.get("task", "classify")
+    info = tag_metadata(meta["classes"], meta.get("embedding_dim"), meta["mode"], task)
+    tm = TrainedTagModel(custom_name(d), model, info, meta["weights_sha256"], source=d, mode=meta["mode"],
+                         task=task, thresholds=meta.get("thresholds"))
     tm.metadata.update({"trained": {k: meta.get(k) for k in ("mode", "backbone", "n_train", "split_strategy")}})
     return tm

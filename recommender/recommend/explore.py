@@ -32,6 +32,7 @@ from ..analysis import profiles as _profiles
 from ..store.spaces import check_space
 from ..viz.collection import plot_profiles  # noqa: F401  (re-exported; matplotlib is imported when drawing)
 from . import recordings, view
+from .exclusions import excluded_ids
 from .recordings import DUPLICATE_COSINE
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ def collection_map(
     perplexity: float | None = None,
     max_legend: int = 15,
     annotate: bool = False,
+    exclusions=None,
+    excluded: str = "drop",
 ) -> pd.DataFrame:
     """A 2-D map of the collection (PCA or t-SNE), optionally saved as PNG.
 
@@ -195,18 +198,33 @@ def collection_map(
         t-SNE perplexity (default ``min(30, (n - 1) / 3)``).
     annotate : bool
         Write each track's title next to its point (small collections).
+    exclusions : Exclusions or mapping, optional
+        Path globs, tags and durations of tracks to keep off the map
+        (:class:`recommender.recommend.exclusions.Exclusions`); banned tracks
+        are always treated the same way.
+    excluded : {'drop', 'mark'}
+        ``'drop'`` (default): excluded tracks are left out (the projection is
+        fitted without them).  ``'mark'``: they stay, with the label
+        ``'(excluded)'`` and ``excluded=True``.
 
     Returns
     -------
     pd.DataFrame
-        Columns ``id, x, y, label, artist, album, title, path``.
+        Columns ``id, x, y, label, artist, album, title, path`` (plus a bool
+        ``excluded`` with ``excluded='mark'``).
     """
     check_choice("method", method, ("pca", "tsne"))
+    check_choice("excluded", excluded, ("drop", "mark"))
     check_space(space)
     ids, X = view.vectors(rec, space)
+    gone = excluded_ids(rec, exclusions)
+    hidden = np.fromiter((int(i) in gone for i in ids), dtype=bool, count=len(ids))
+    if excluded == "drop" and hidden.any():
+        ids, X, hidden = ids[~hidden], X[~hidden], hidden[~hidden]
     n = len(ids)
     if n < 2:
-        raise ParameterError(f"the index holds {n} track(s); a map needs at least 2")
+        left = f" ({len(gone)} excluded or banned)" if gone else ""
+        raise ParameterError(f"the map would hold {n} track(s){left}; a map needs at least 2")
     labels = group_labels(rec, color_by).reindex(ids)
     Xc = np.asarray(X, dtype=np.float64)
     if method == "pca" or n < 5:
@@ -233,6 +251,9 @@ def collection_map(
         "title": meta["title"].to_numpy(),
         "path": meta["path"].to_numpy(),
     })
+    if excluded == "mark":
+        df.loc[hidden, "label"] = "(excluded)"
+        df["excluded"] = hidden
     if out is not None:
         name = color_by if isinstance(color_by, str) else (getattr(color_by, "name", None) or "label")
         from ..viz.collection import plot_map

@@ -2,7 +2,8 @@
 
 ::
 
-    walk(paths)                    -> {path: FileEntry}, walk errors (and what was skipped, and why)
+    walk(paths)                    -> {path: FileEntry}, walk errors (and what was skipped, and why);
+                                      an audio file cut by a CUE sheet gives one entry per cue track
     plan_update(found, states, …)  -> IndexPlan(todo, changed, moved, missing, unchanged, known_failures, hashes)
     apply_plan(catalog, plan)      -> moves and removals written
     analyse_into(catalog, plan, …) -> results committed every COMMIT_EVERY_S seconds;
@@ -38,7 +39,7 @@ import numpy as np
 from .._utils import check_int
 from ..analysis.pipeline import AnalysisFailure
 from ..errors import CatalogError, RecommenderError
-from ..io import collection, fingerprint
+from ..io import collection, cuesheet, fingerprint
 from ..io.collection import FileEntry, display_path
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class UpdateReport:
     skipped: dict = dataclasses.field(default_factory=dict)
     #: Tracks given an acoustic fingerprint in this update.
     fingerprinted: int = 0
+    #: CUE sheets not used, ``[(sheet path, reason naming the line)]``: their audio files are indexed whole.
+    sheet_errors: list = dataclasses.field(default_factory=list)
 
     @property
     def n_skipped(self) -> int:
@@ -98,6 +101,7 @@ class UpdateReport:
         d = dataclasses.asdict(self)
         d["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
         d["skipped"] = {"total": self.n_skipped, "by_reason": dict(sorted(self.skipped.items()))}
+        d["sheet_errors"] = [{"path": display_path(p), "reason": r} for p, r in self.sheet_errors]
         return d
 
     def __str__(self):
@@ -108,6 +112,7 @@ class UpdateReport:
             f"unchanged {self.unchanged}, failed {self.failed}"
             + (f" (+{self.skipped_failed} known failures skipped)" if self.skipped_failed else "")
             + (f", skipped {self.n_skipped} ({why})" if self.skipped else "")
+            + (f", {len(self.sheet_errors)} cue sheet(s) not used" if self.sheet_errors else "")
             + f" in {self.seconds:.1f} s"
             + (f" ({rtf:.0f}x real time)" if self.audio_seconds > 0 else "")
         )
@@ -153,12 +158,17 @@ class IndexPlan:
 
 
 # ------------------------------------------------------------------------ plan
-def walk(paths: Iterable[str], *, skipped: list | None = None, include_hidden: bool = False) -> tuple[dict, list]:
+def walk(paths: Iterable[str], *, skipped: list | None = None, include_hidden: bool = False,
+         cue_sheets: bool = True, sheet_errors: list | None = None) -> tuple[dict, list]:
     """``({path: FileEntry}, [(path, reason), ...])``: the audio files under
     ``paths`` and what could not be listed or stat'ed.
 
     ``skipped``, when given, receives ``(path, reason)`` for each entry left
     out on purpose (see :func:`recommender.io.collection.iter_audio_files`).
+    With ``cue_sheets``, an audio file that a ``.cue`` sheet beside it cuts
+    into tracks is replaced by one entry per cue track
+    (:func:`recommender.io.cuesheet.expand_albums`); ``sheet_errors``
+    receives ``(sheet, reason)`` for each sheet not used.
     """
     errors: list = []
     found: dict = {}
@@ -171,6 +181,8 @@ def walk(paths: Iterable[str], *, skipped: list | None = None, include_hidden: b
             errors.append((p, reason))
         except Exception as e:  # one file never stops a run
             errors.append((p, plain_reason("cannot read the file's size and date", e)))
+    if cue_sheets:
+        found = cuesheet.expand_albums(found, sheet_errors=sheet_errors)
     return found, errors
 
 
@@ -223,6 +235,12 @@ def plan_update(
         ``content_hash(path, size=...) -> str`` (default
         :func:`recommender.io.collection.content_hash`); called only for new
         files while some track is missing; ``OSError`` means "not a move".
+        A cue track's hash is :meth:`Segment.content_hash` of its audio
+        file's (hashed once per file).
+
+    A cue track (path ``"<audio>#t=..."``) is under the scanned paths when
+    its audio file is one of ``paths``; a moved album (audio and sheet)
+    keeps its tracks.
 
     Returns
     -------
@@ -247,7 +265,8 @@ def plan_update(
         paths = set(paths)
         roots = tuple(f.rstrip(os.sep) + os.sep for f in folders)
         plan.missing = {p: st for p, st in states.items()
-                        if p not in found and (p in paths or (roots and p.startswith(roots)))}
+                        if p not in found and (p in paths or (roots and p.startswith(roots))
+                                               or cuesheet.source_of_key(p) in paths)}
     if plan.missing:
         _find_moves(plan, key, content_hash or collection.content_hash)
     return plan
@@ -263,7 +282,7 @@ def _find_moves(plan: IndexPlan, key: str, content_hash: Callable) -> None:
             still.append(fe)
             continue
         try:
-            h = plan.hashes[fe.path] = content_hash(fe.path, size=fe.size)
+            h = plan.hashes[fe.path] = entry_hash(fe, content_hash, plan.hashes)
         except Exception as e:  # not a move; hashed (and failing, if it must) again when stored
             if not isinstance(e, OSError):
                 logger.warning("%s: %s", display_path(fe.path), plain_reason("cannot hash the file", e))
@@ -278,10 +297,27 @@ def _find_moves(plan: IndexPlan, key: str, content_hash: Callable) -> None:
     plan.todo = still
 
 
+def entry_hash(fe: FileEntry, content_hash: Callable, cache: dict | None = None) -> str:
+    """The content hash of a walk entry: its file's, or for a cue track
+    :meth:`~recommender.io.cuesheet.Segment.content_hash` of its audio file's
+    (``cache`` keeps the file's under the audio path: an album is hashed once)."""
+    seg = fe.segment
+    if seg is None:
+        return content_hash(fe.path, size=fe.size)
+    h = cache.get(seg.source) if cache is not None else None
+    if h is None:
+        h = content_hash(seg.source, size=fe.size)
+        if cache is not None:
+            cache[seg.source] = h
+    return seg.content_hash(h)
+
+
 def apply_plan(cat, plan: IndexPlan, report: UpdateReport) -> None:
     """Write the plan's moves and removals (each its own transaction) and count them."""
     for mv in plan.moved:
-        cat.move_track(mv.track_id, new_path=mv.entry.path, size=mv.entry.size, mtime_ns=mv.entry.mtime_ns)
+        seg = mv.entry.segment
+        cat.move_track(mv.track_id, new_path=mv.entry.path, size=mv.entry.size, mtime_ns=mv.entry.mtime_ns,
+                       source_path=seg.source if seg is not None else None)
         report.moved += 1
     if plan.missing:
         report.removed = cat.remove_tracks([st.id for st in plan.missing.values()])
@@ -295,7 +331,9 @@ def track_record(res, fe: FileEntry, key: str, *, content_hash, tags: dict):
     :func:`~recommender.io.collection.read_tags` gives them; its ``tags``
     entry, every value of every tag, goes to ``tags_json``), the file's
     bookkeeping and ``audio_flag`` (``None``, ``'silent'`` or ``'inaudible'``,
-    from the analysis when it tells); ``vectors`` the ``embedding`` (d,),
+    from the analysis when it tells); for a cue track (``fe.segment``)
+    ``source_path``, ``start_s`` and ``end_s`` (= start + the analysed
+    duration, s); ``vectors`` the ``embedding`` (d,),
     ``tags`` (n_tags,), ``embedding_std`` (d,) and, when analysed,
     ``layer_summary`` vectors.
     """
@@ -313,6 +351,10 @@ def track_record(res, fe: FileEntry, key: str, *, content_hash, tags: dict):
         tags_json=all_tags or None,
         audio_flag=getattr(res, "audio_flag", None),
     )
+    seg = getattr(fe, "segment", None)
+    if seg is not None:
+        record.update(source_path=seg.source, start_s=float(seg.start_s),
+                      end_s=float(seg.start_s) + float(res.duration_s))
     vectors = {
         "embedding": res.embedding,
         "tags": res.probs,
@@ -354,20 +396,24 @@ def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None) -
     chash = hashes.get(fe.path)
     if chash is None:
         try:
-            chash = collection.content_hash(fe.path, size=fe.size)
+            chash = entry_hash(fe, collection.content_hash, hashes)
         except OSError as e:
             raise _StageError(plain_reason("cannot read the file", e)) from None
         except Exception as e:
             raise _StageError(plain_reason("cannot hash the file", e)) from None
     try:
-        tags = collection.read_tags(fe.path)
+        if fe.segment is None:
+            tags = collection.read_tags(fe.path)
+        else:
+            tags = cuesheet.apply_track_tags(collection.read_tags(fe.segment.source), fe.segment)
     except Exception as e:
         raise _StageError(plain_reason("cannot read its tags", e)) from None
     try:
         record, vectors, patches = track_record(res, fe, key, content_hash=chash, tags=tags)
         with cat.write_batch():  # one savepoint: the track and its fingerprint, or neither
             tid = cat.add_track(record, vectors=vectors, patches=patches, descriptors=res.descriptors)
-            fp = fingerprints.take(fe.path) if fingerprints is not None else None
+            # (a cue track has no fingerprint: fpcalc reads whole files)
+            fp = fingerprints.take(fe.path) if fingerprints is not None and fe.segment is None else None
             if fp is not None:
                 cat.set_fingerprint(tid, *fp)
     except CatalogError:
@@ -461,6 +507,7 @@ def _results(paths, *, model, sampling, jobs, descriptors, client):
     one at a time in this process, so that only the file that raises is a
     failure.
     """
+    from ..analysis.blocks import item_key
     from ..analysis.parallel import analyse_parallel
 
     done: set = set()
@@ -474,16 +521,16 @@ def _results(paths, *, model, sampling, jobs, descriptors, client):
         raise
     except Exception as e:
         logger.warning("the analysis stopped (%s); analysing the %d remaining files one at a time",
-                       plain_reason("error", e), len(set(paths) - done))
+                       plain_reason("error", e), len({item_key(p) for p in paths} - done))
     for p in paths:
-        if p in done:
+        if item_key(p) in done:
             continue
         try:
             got = list(analyse_parallel([p], model=model, sampling=sampling, jobs=1, descriptors=descriptors))
         except CatalogError:
             raise
         except Exception as e:
-            got = [AnalysisFailure(p, plain_reason("could not be analysed", e), e)]
+            got = [AnalysisFailure(item_key(p), plain_reason("could not be analysed", e), e)]
         yield from got
 
 
@@ -509,7 +556,7 @@ def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(plan.todo), unit="track", desc="indexing", dynamic_ncols=True)
-    fps = _fingerprinter(list(entries), fingerprints,
+    fps = _fingerprinter([p for p, fe in entries.items() if fe.segment is None], fingerprints,
                          FINGERPRINT_LENGTH_S if fingerprint_length_s is None else fingerprint_length_s)
 
     def fail(path, reason):
@@ -520,7 +567,8 @@ def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model,
 
     try:
         with cat.committing_every(commit_every_s) as tick:
-            for res in _results(list(entries), model=model, sampling=sampling, jobs=jobs,
+            for res in _results([fe.segment or fe.path for fe in entries.values()], model=model,
+                                sampling=sampling, jobs=jobs,
                                 descriptors=descriptors, client=client):
                 fe = entries[res.path]
                 if isinstance(res, AnalysisFailure):
@@ -597,6 +645,7 @@ def update(
     before_open: Callable | None = None,
     include_hidden: bool = False,
     fingerprints: bool = True,
+    cue_sheets: bool = True,
 ) -> UpdateReport:
     """Run one update of the catalog at ``catalog_path`` (see :meth:`Recommender.update`).
 
@@ -608,7 +657,10 @@ def update(
     runs just before the catalog is opened for writing (the facade closes
     its reader).  ``include_hidden`` also walks hidden folders and files
     (a name starting with ``.``); ``fingerprints`` computes each new or
-    changed track's Chromaprint fingerprint (needs ``fpcalc``).
+    changed track's Chromaprint fingerprint (needs ``fpcalc``); with
+    ``cue_sheets`` an audio file cut by a ``.cue`` sheet beside it is
+    indexed as its cue tracks (:mod:`recommender.io.cuesheet`; sheets not
+    used are in :attr:`UpdateReport.sheet_errors`).
 
     Raises
     ------
@@ -633,7 +685,8 @@ def update(
             check_model(cat)  # a new index records its model up front
         key = analysis_key(cat)
         skipped: list = []
-        found, walk_errors = walk(paths, skipped=skipped, include_hidden=include_hidden)
+        found, walk_errors = walk(paths, skipped=skipped, include_hidden=include_hidden,
+                                  cue_sheets=cue_sheets, sheet_errors=report.sheet_errors)
         for _, why in skipped:
             report.skipped[why] = report.skipped.get(why, 0) + 1
         for p, reason in walk_errors:

@@ -31,6 +31,7 @@ from .._utils import check_choice, check_int, check_number, unit_rows
 from ..errors import ParameterError
 from ..store.spaces import check_space
 from . import recordings, view
+from .exclusions import check_seeds, excluded_ids
 from .hubness import (  # noqa: F401  (re-exported: recommender.recommend.playlists.rerank etc.)
     DEFAULT_HUBNESS,
     HUBNESS_METHODS,
@@ -70,6 +71,8 @@ __all__ = [
 DUPLICATE_COSINE = recordings.DUPLICATE_COSINE
 #: Columns of the playlists returned by :func:`radio` and :func:`path_between`.
 PLAYLIST_COLUMNS = ["position", "id", "path", "artist", "title", "album", "score", "distance_from_previous"]
+#: Weight of the avoided tracks' mean direction subtracted from the seeds' centre in :func:`radio`.
+AVOID_WEIGHT = 0.5
 #: Tracks considered by :func:`path_between` at most (pairwise matrix m x m).
 PATH_POOL_MAX = 2500
 #: Paths minimise the sum of (step distance ** PATH_STEP_POWER): 2 keeps the
@@ -121,6 +124,8 @@ def radio(
     diversity: float = 0.0,
     duplicate_cosine: float = DUPLICATE_COSINE,
     exclude=(),
+    exclusions=None,
+    avoid=(),
 ) -> pd.DataFrame:
     """A radio playlist from one or several seed tracks.
 
@@ -160,6 +165,15 @@ def radio(
         ``'embedding'`` space counts as the same recording instead.
     exclude : iterable of int
         Track ids never to play.
+    exclusions : Exclusions or mapping, optional
+        Path globs, tags and durations of tracks never to play
+        (:class:`recommender.recommend.exclusions.Exclusions`); banned tracks
+        are never played either, and a banned seed is refused.
+    avoid : int, path-like, or a list of them
+        Negative seeds: music to steer away from.  The target's centre becomes
+        ``unit(mean(seeds) - AVOID_WEIGHT * mean(avoid))`` (:data:`AVOID_WEIGHT`),
+        and a candidate closer (cosine) to any avoided track than to every seed
+        is never played; nor are the avoided tracks themselves.
 
     Returns
     -------
@@ -183,12 +197,19 @@ def radio(
     w = _drift_weight(drift)
     diversity = check_number("diversity", diversity, min=0, max=1, max_inclusive=False)
     seed_ids = _seed_ids(rec, seeds)
+    check_seeds(rec, seed_ids, "seed")
+    avoid_ids = _seed_ids(rec, avoid, required=False)
+    if set(avoid_ids) & set(seed_ids):
+        raise ParameterError(f"avoid: track {min(set(avoid_ids) & set(seed_ids))} is also a seed")
     total = len(view.vectors(rec, space)[0])
     corr = hubness_correction(rec, hubness, space=space) if hubness else None
     S = view.vectors_of(rec, space, seed_ids)
-    centre = unit_rows(S.mean(axis=0)[None])[0]
+    A = view.vectors_of(rec, space, avoid_ids) if avoid_ids else None
+    centre = S.mean(axis=0) - (AVOID_WEIGHT * A.mean(axis=0) if A is not None else 0.0)
+    centre = unit_rows(centre[None])[0]
     groups = recordings.recording_groups(rec, duplicate_cosine=duplicate_cosine)
-    st = _RadioState(view.metadata(rec), seed_ids, exclude=exclude, caps=caps, groups=groups)
+    never = {int(i) for i in exclude} | excluded_ids(rec, exclusions) | set(avoid_ids)
+    st = _RadioState(view.metadata(rec), seed_ids, exclude=never, caps=caps, groups=groups, away=(S, A))
     picker = _RadioPicker(rec, space, corr, total=total, fetch=min(total, max(4 * n + 10, 64)), diversity=diversity)
     if include_seeds:
         for j, t in enumerate(seed_ids[:n]):
@@ -207,16 +228,16 @@ def radio(
     return _frame(rec, st.chosen, st.scores, st.dists)
 
 
-def _seed_ids(rec, seeds) -> list:
+def _seed_ids(rec, seeds, *, required=True) -> list:
     """Distinct track ids of one seed or a list of seeds, in order."""
     if isinstance(seeds, (str, int, np.integer)) or hasattr(seeds, "__fspath__"):
         seeds = [seeds]
     seed_ids = []
-    for s in seeds:
+    for s in seeds or ():
         t = view.resolve_track(rec, s)
         if t not in seed_ids:
             seed_ids.append(t)
-    if not seed_ids:
+    if not seed_ids and required:
         raise ParameterError("seeds: give at least one track")
     return seed_ids
 
@@ -224,8 +245,9 @@ def _seed_ids(rec, seeds) -> list:
 class _RadioState:
     """A radio being built: the tracks chosen so far, what may not be played, the per-artist/album counts."""
 
-    def __init__(self, meta, seed_ids, *, exclude, caps, groups):
+    def __init__(self, meta, seed_ids, *, exclude, caps, groups, away=(None, None)):
         self.meta = meta
+        self.seed_vecs, self.avoid_vecs = away  # unit vectors (s, d) and (a, d) or None: see closer_to_avoid
         self.groups = groups  # recordings.RecordingGroups: which tracks are one recording
         self.max_per_artist, self.max_per_album = caps
         self.used = set(int(i) for i in exclude) | set(seed_ids)
@@ -253,6 +275,12 @@ class _RadioState:
         """Mask of the FAISS result ``ids`` (with ``-1`` padding) not yet used or rejected."""
         return (ids >= 0) & np.fromiter((int(c) not in self.used and int(c) not in self.rejected for c in ids),
                                         dtype=bool, count=len(ids))
+
+    def closer_to_avoid(self, V) -> np.ndarray:
+        """Mask of the rows of ``V`` (m, d) closer to an avoided track than to every seed."""
+        if self.avoid_vecs is None or not len(V):
+            return np.zeros(len(V), dtype=bool)
+        return (V @ self.avoid_vecs.T).max(axis=1) > (V @ self.seed_vecs.T).max(axis=1)
 
     def admits(self, tid) -> bool:
         """Whether ``tid`` may be played (not a copy of a seed's or chosen track's recording, caps not
@@ -307,6 +335,10 @@ class _RadioPicker:
         else:
             sc = cos.copy()
         V = view.vectors_of(self.rec, self.space, cand)
+        away = st.closer_to_avoid(V)
+        if away.any():
+            st.rejected.update(int(t) for t in cand[away])
+            sc = np.where(away, -np.inf, sc)
         if self.diversity > 0 and st.vecs:
             red = (V @ np.stack(st.vecs).T).max(axis=1)
             if self.corr is not None:  # put corrected scores on a cosine-like scale first
@@ -314,6 +346,8 @@ class _RadioPicker:
             sc = (1.0 - self.diversity) * sc - self.diversity * red
         for j in np.argsort(-sc, kind="stable"):
             t = int(cand[j])
+            if away[j]:
+                continue
             if st.admits(t):
                 return t, float(cos[j]), V[j]
         return None
@@ -356,6 +390,7 @@ def path_between(
     duplicate_cosine: float = DUPLICATE_COSINE,
     exclude=(),
     polish: bool = True,
+    exclusions=None,
 ) -> pd.DataFrame:
     """A playlist of ``n`` songs going smoothly from track ``a`` to track ``b``.
 
@@ -388,6 +423,11 @@ def path_between(
     polish : bool
         After the first solution, replace single songs by unused ones while
         that shortens the two steps around them.
+    exclusions : Exclusions or mapping, optional
+        Path globs, tags and durations of tracks never to use as inner songs
+        (:class:`recommender.recommend.exclusions.Exclusions`; ``a`` and
+        ``b`` are used as given); banned tracks are never used, and a banned
+        ``a`` or ``b`` is refused.
 
     Returns
     -------
@@ -406,10 +446,11 @@ def path_between(
     check_space(space)
     check_choice("method", method, ("graph", "interpolate"))
     ia, ib = view.resolve_track(rec, a), view.resolve_track(rec, b)
+    check_seeds(rec, [ia, ib], "path end")
     if ia == ib:
         raise ParameterError(f"a and b are the same track ({ia}); give two different tracks")
     va, vb = view.vectors_of(rec, space, [ia, ib])
-    excl = set(int(i) for i in exclude) - {ia, ib}
+    excl = ({int(i) for i in exclude} | excluded_ids(rec, exclusions)) - {ia, ib}
     pool = [t for t in _path_pool(rec, space, va, vb, n) if t not in (ia, ib) and t not in excl]
     ids = [ia, ib] + pool
     V = view.vectors_of(rec, space, ids)

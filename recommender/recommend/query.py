@@ -83,7 +83,9 @@ class Filters:
     """Which candidates a query keeps (see :meth:`recommender.Recommender.similar`).
 
     ``tag_column`` is the tag's column in the tag vectors; ``key`` the
-    ``(pitch class, mode or None)`` of :func:`parse_key`.
+    ``(pitch class, mode or None)`` of :func:`parse_key`; ``excluded`` the
+    track ids no result may be (exclusions and bans:
+    :func:`recommender.recommend.exclusions.excluded_ids`).
     """
 
     exclude_same_artist: bool = False
@@ -93,6 +95,7 @@ class Filters:
     tempo_range: tuple | None = None
     key: tuple | None = None
     min_loudness_db: float | None = None
+    excluded: frozenset = frozenset()
 
     @property
     def on_descriptors(self) -> bool:
@@ -252,7 +255,7 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     if q.recording is not None:
         own = q.recording.matches(cands.ids, hashes={i: cands.rows[i].get("content_hash") for i in cands.ids})
     for i in cands.ids:
-        if i == q.track_id or i in own:
+        if i == q.track_id or i in own or i in f.excluded:
             continue
         r = cands.rows[i]
         if q.content_hash and r.get("content_hash") == q.content_hash:
@@ -322,9 +325,17 @@ def _tag_column(tag, tag_names):
 
 def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,
             max_per_artist=None, tag=None, tempo_range=None, key=None, min_loudness_db=None,
-            explain=False) -> pd.DataFrame:
-    """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``."""
+            explain=False, exclusions=None) -> pd.DataFrame:
+    """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``.
+
+    ``exclusions`` (:class:`~recommender.recommend.exclusions.Exclusions`, a mapping of its
+    fields, or ``None``) and the index's ban list keep tracks out of the results; the query
+    itself may be excluded or banned (it is never a result anyway).
+    """
+    from .exclusions import excluded_ids
+
     space, hubness = _check_args(query, k, space, hubness, max_per_artist)
+    excluded = excluded_ids(rec, exclusions)
     q = resolve_query(rec, query, space)
     idx = rec.faiss_index(space)
     if q.vector.shape[0] != idx.dim:
@@ -332,9 +343,10 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
     cat = rec.catalog
     tag_names = cat.get_meta("tags") or []
     filters = Filters(exclude_same_artist, exclude_same_album, max_per_artist, _tag_column(tag, tag_names),
-                      tempo_range, parse_key(key) if key is not None else None, min_loudness_db)
+                      tempo_range, parse_key(key) if key is not None else None, min_loudness_db, excluded)
     n = len(idx)
-    fetch = min(n, max(4 * k + 10, 50))
+    kept = max(1.0 - len(excluded) / max(n, 1), 0.05)  # excluded tracks are spread: ask for more
+    fetch = min(n, int(max(4 * k + 10, 50) / kept))
     while True:
         cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness))
         rows = apply_filters(q, cands, filters, k, tag_names=tag_names)

@@ -149,16 +149,19 @@ def metadata(rec) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        Columns ``path, artist, album, title, content_hash`` and ``artist_key``,
+        Columns ``path, artist, album, title, genre, duration_s, content_hash`` and ``artist_key``,
         ``album_key`` (case-folded, ``None`` when empty), ``hash_key``
         (content hash or ``None``).  Shared: do not modify it.
     """
 
     def compute():
-        df = rec.catalog.tracks(columns=["path", "artist", "album", "title", "content_hash"])
-        df["artist_key"] = [_key(v) for v in df["artist"]]
-        df["album_key"] = [_key(v) for v in df["album"]]
-        df["hash_key"] = [v if isinstance(v, str) and v else None for v in df["content_hash"]]
+        df = rec.catalog.tracks(columns=["path", "artist", "album", "title", "genre", "duration_s", "content_hash"])
+        # object columns: pandas >= 3 would turn None into NaN in a str column, and
+        # every track without an artist would then count as one artist "nan"
+        df["artist_key"] = pd.Series([_key(v) for v in df["artist"]], index=df.index, dtype=object)
+        df["album_key"] = pd.Series([_key(v) for v in df["album"]], index=df.index, dtype=object)
+        df["hash_key"] = pd.Series([v if isinstance(v, str) and v else None for v in df["content_hash"]],
+                                   index=df.index, dtype=object)
         return df
 
     return _cache.get(rec, ("meta",), compute)

@@ -97,6 +97,23 @@ class Params:
             return False
         raise ParameterError(f"{name}={v!r}: must be true or false (1/0)")
 
+    def strs(self, name, *, most=100):
+        """Every value of a repeatable parameter (``?exclude_path=a&exclude_path=b``)."""
+        vals = [v for v in self.q.getlist(name) if v != ""]
+        if len(vals) > most:
+            raise ParameterError(f"{name}: at most {most} values")
+        return vals
+
+    def exclusions(self):
+        """The exclusion filters of ``recommender similar/playlist`` (``None`` when none is given)."""
+        from ..recommend.exclusions import Exclusions
+
+        paths, tags = self.strs("exclude_path"), self.strs("exclude_tag")
+        lo, hi = self.float("min_duration"), self.float("max_duration")
+        if not paths and not tags and lo is None and hi is None:
+            return None
+        return Exclusions(paths=paths, tags=tags, min_duration_s=lo, max_duration_s=hi)
+
     def ids(self, name, *, required=True, most=10000):
         v = self.q.get(name, "")
         parts = [p for p in v.replace(" ", ",").split(",") if p]
@@ -112,6 +129,9 @@ class Params:
                 raise ParameterError(f"{name}: {p!r} is not a track id")
             out.append(int(p))
         return out
+
+
+_EXCLUSION_PARAMS = ("exclude_path", "exclude_tag", "min_duration", "max_duration")
 
 
 def track_id(request: Request) -> int:
@@ -253,13 +273,17 @@ def similar(request: Request):
       - {name: key, in: query, schema: {type: string}, description: "e.g. 'A minor' or 'C'"}
       - {name: min_loudness_db, in: query, schema: {type: number}}
       - {name: explain, in: query, schema: {type: boolean}, description: add a `why` sentence per row}
+      - {name: exclude_path, in: query, schema: {type: string}, description: "path glob to leave out (repeatable)"}
+      - {name: exclude_tag, in: query, schema: {type: string}, description: "tag/genre word to leave out (repeatable)"}
+      - {name: min_duration, in: query, schema: {type: number}, description: seconds}
+      - {name: max_duration, in: query, schema: {type: number}, description: seconds}
     responses:
       200: {description: "[{rank, id, path, score, similarity, artist, title, album, shared_tags, tempo_bpm, key, mode, why}]"}
       400: {description: bad parameter}
       404: {description: no such track}
     """
     p = Params(request, ("k", "space", "hubness", "exclude_same_artist", "exclude_same_album", "max_per_artist",
-                         "tag", "tempo_min", "tempo_max", "key", "min_loudness_db", "explain"))
+                         "tag", "tempo_min", "tempo_max", "key", "min_loudness_db", "explain", *_EXCLUSION_PARAMS))
     tid = track_id(request)
     lo, hi = p.float("tempo_min"), p.float("tempo_max")
     if (lo is None) != (hi is None):
@@ -278,6 +302,7 @@ def similar(request: Request):
         key=p.str("key"),
         min_loudness_db=p.float("min_loudness_db"),
         explain=p.bool("explain"),
+        exclusions=p.exclusions(),
     )
     return json_response(_rows(df, SIMILAR_KEYS + SIMILAR_EXTRA_KEYS))
 
@@ -295,6 +320,11 @@ def radio(request: Request):
       - {name: max_per_album, in: query, schema: {type: integer, minimum: 1}}
       - {name: include_seeds, in: query, schema: {type: boolean}}
       - {name: hubness, in: query, schema: {type: string, enum: [mp, csls, none]}}
+      - {name: avoid, in: query, schema: {type: string}, description: comma-separated track ids to steer away from}
+      - {name: exclude_path, in: query, schema: {type: string}, description: "path glob to leave out (repeatable)"}
+      - {name: exclude_tag, in: query, schema: {type: string}, description: "tag/genre word to leave out (repeatable)"}
+      - {name: min_duration, in: query, schema: {type: number}, description: seconds}
+      - {name: max_duration, in: query, schema: {type: number}, description: seconds}
     responses:
       200: {description: "[{position, id, path, artist, title, distance_from_previous, similarity}]"}
       400: {description: bad parameter}
@@ -303,7 +333,7 @@ def radio(request: Request):
     from ..recommend import playlists
 
     p = Params(request, ("seeds", "n", "space", "drift", "max_per_artist", "max_per_album", "include_seeds",
-                         "hubness"))
+                         "hubness", "avoid", *_EXCLUSION_PARAMS))
     hub = p.str("hubness", None, choices=("mp", "csls", "none"))
     df = playlists.radio(
         _state(request).rec,
@@ -315,6 +345,8 @@ def radio(request: Request):
         max_per_album=p.int("max_per_album", None),
         include_seeds=p.bool("include_seeds"),
         hubness=playlists.DEFAULT_HUBNESS if hub is None else (None if hub == "none" else hub),
+        avoid=p.ids("avoid", required=False, most=100) or None,
+        exclusions=p.exclusions(),
     )
     return json_response(_rows(df, PLAYLIST_KEYS))
 
@@ -328,6 +360,10 @@ def path(request: Request):
       - {name: to, in: query, required: true, schema: {type: integer}}
       - {name: n, in: query, schema: {type: integer, default: 10, minimum: 2, maximum: 200}}
       - {name: space, in: query, schema: {type: string, enum: [similarity, embedding, tags, both], default: embedding}}
+      - {name: exclude_path, in: query, schema: {type: string}, description: "path glob to leave out (repeatable)"}
+      - {name: exclude_tag, in: query, schema: {type: string}, description: "tag/genre word to leave out (repeatable)"}
+      - {name: min_duration, in: query, schema: {type: number}, description: seconds}
+      - {name: max_duration, in: query, schema: {type: number}, description: seconds}
     responses:
       200: {description: "[{position, id, path, artist, title, distance_from_previous, similarity}]"}
       400: {description: bad parameter}
@@ -335,12 +371,12 @@ def path(request: Request):
     """
     from ..recommend import playlists
 
-    p = Params(request, ("from", "to", "n", "space"))
+    p = Params(request, ("from", "to", "n", "space", *_EXCLUSION_PARAMS))
     a, b = p.int("from", None, lo=0), p.int("to", None, lo=0)
     if a is None or b is None:
         raise ParameterError("from and to: give the ids of the first and the last track")
     df = playlists.path_between(_state(request).rec, a, b, n=p.int("n", 10, lo=2, hi=200),
-                                space=p.str("space", "embedding", choices=SPACES))
+                                space=p.str("space", "embedding", choices=SPACES), exclusions=p.exclusions())
     return json_response(_rows(df, PLAYLIST_KEYS))
 
 
@@ -373,7 +409,7 @@ def _map_coordinates(rec, method, space):
     if method == "tsne" and n > TSNE_MAX_TRACKS:
         raise ParameterError(f"method=tsne: the index holds {n} tracks; t-SNE is limited to "
                              f"{TSNE_MAX_TRACKS} (use method=pca)")
-    df = explore.collection_map(rec, method=method, color_by="genre", space=space)
+    df = explore.collection_map(rec, method=method, color_by="genre", space=space)  # banned tracks left out
     return df.set_index("id")
 
 
@@ -398,7 +434,10 @@ def collection_map(request: Request):
     space = p.str("space", "embedding", choices=("embedding", "tags", "both"))
     color_by = p.str("color_by", "genre")
     st = _state(request)
-    df = st.cached(("map", method, space), lambda rec: _map_coordinates(rec, method, space))
+    from ..recommend.exclusions import bans_key, read_bans
+
+    bans = bans_key(read_bans(st.current()[0].catalog))  # one meta read: a ban does not bump the generation
+    df = st.cached(("map", method, space, bans), lambda rec: _map_coordinates(rec, method, space))
     kind, values = "label", None
     if color_by.startswith("tag:"):
         tag = color_by[4:]

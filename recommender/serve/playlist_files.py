@@ -1,50 +1,28 @@
-"""M3U8 and XSPF playlist files of indexed tracks (what the web page downloads)."""
+"""M3U8 and XSPF playlist files of indexed tracks (what the web page downloads).
+
+The files themselves are made by :mod:`recommender.io.playlist_files` (the one
+implementation, shared with the CLI); these are the response bodies.
+"""
 
 from __future__ import annotations
 
-import math
-import pathlib
-from xml.sax.saxutils import escape
+from ..io.playlist_files import m3u8_bytes, xspf_bytes
 
 __all__ = ["m3u8_text", "xspf_text"]
 
 
-def _text(v):
-    return v if isinstance(v, str) and v else None
+def m3u8_text(rows, *, title: str = "recommender playlist") -> bytes:
+    """Extended M3U (UTF-8) of catalog rows, as the bytes of the response body.
+
+    Bytes, not ``str``: a file name that is not UTF-8 is sent as its raw bytes
+    (what a player needs to open the file).  See :func:`recommender.io.playlist_files.m3u8_bytes`.
+    """
+    return m3u8_bytes(rows, title=title)
 
 
-def _display(row) -> str:
-    return " - ".join(x for x in (_text(row.get("artist")), _text(row.get("title"))) if x)
+def xspf_text(rows, *, title: str = "recommender playlist") -> bytes:
+    """XSPF 1 document (absolute, percent-encoded ``file://`` locations) of catalog rows, as bytes.
 
-
-def _seconds(row):
-    d = row.get("duration_s")
-    return int(round(d)) if isinstance(d, (int, float)) and math.isfinite(d) else -1
-
-
-def m3u8_text(rows, *, title: str = "recommender playlist") -> str:
-    """Extended M3U (UTF-8) of catalog rows (dicts with ``path`` and optional artist/title/duration_s)."""
-    lines = ["#EXTM3U", f"#PLAYLIST:{title.splitlines()[0] if title else ''}"]
-    for r in rows:
-        name = _display(r).replace("\n", " ").replace("\r", " ")
-        lines.append(f"#EXTINF:{_seconds(r)},{name}")
-        lines.append(str(r["path"]).replace("\n", " "))
-    return "\n".join(lines) + "\n"
-
-
-def xspf_text(rows, *, title: str = "recommender playlist") -> str:
-    """XSPF 1 document (``file://`` locations) of catalog rows."""
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<playlist version="1" xmlns="http://xspf.org/ns/0/">',
-           f"  <title>{escape(title)}</title>", "  <trackList>"]
-    for r in rows:
-        out.append("    <track>")
-        out.append(f"      <location>{escape(pathlib.Path(r['path']).absolute().as_uri())}</location>")
-        for tag, key in (("creator", "artist"), ("title", "title"), ("album", "album")):
-            if _text(r.get(key)):
-                out.append(f"      <{tag}>{escape(r[key])}</{tag}>")
-        if _seconds(r) >= 0:
-            out.append(f"      <duration>{1000 * _seconds(r)}</duration>")
-        out.append("    </track>")
-    out += ["  </trackList>", "</playlist>"]
-    return "\n".join(out) + "\n"
+    See :func:`recommender.io.playlist_files.xspf_bytes`.
+    """
+    return xspf_bytes(rows, title=title)

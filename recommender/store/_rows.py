@@ -40,9 +40,14 @@ TRACK_COLUMNS = (
     "disc_no",
     "tags_json",
     "audio_flag",
+    "source_path",
+    "start_s",
+    "end_s",
 )
 #: Columns schema 2 added to ``tracks`` (NULL when a reader opens a schema-1 catalog).
-_V2_TRACK_COLUMNS = ("album_artist", "disc_no", "tags_json", "audio_flag")
+#: ``source_path``, ``start_s``, ``end_s``: a track of a CUE album (one audio file,
+#: several tracks) names its audio file and its bounds in seconds; NULL for a whole file.
+_V2_TRACK_COLUMNS = ("album_artist", "disc_no", "tags_json", "audio_flag", "source_path", "start_s", "end_s")
 #: Values of ``tracks.audio_flag``: NULL is normal audio.
 AUDIO_FLAGS = ("silent", "inaudible")
 _ALL_TRACK_COLUMNS = ("id",) + TRACK_COLUMNS + ("added_at", "updated_at")
@@ -138,7 +143,7 @@ def _track_row(record) -> dict:
     for k, v in record.items():
         if isinstance(v, np.generic):
             v = v.item()
-        if k == "path":
+        if k == "path" or (k == "source_path" and v is not None):
             v = path_param(v)
         elif k in ("sampling", "tags_json") and v is not None:
             v = v if k == "tags_json" and isinstance(v, str) else dumps(v)
@@ -152,11 +157,13 @@ def _track_row(record) -> dict:
                 v = int(v)
             except (TypeError, ValueError):
                 raise ParameterError(f"record[{k!r}]={v!r}: must be an integer") from None
-        elif k == "duration_s" and v is not None:
+        elif k in ("duration_s", "start_s", "end_s") and v is not None:
             try:
                 v = float(v)
             except (TypeError, ValueError):
-                raise ParameterError(f"record['duration_s']={v!r}: must be a number") from None
+                raise ParameterError(f"record[{k!r}]={v!r}: must be a number") from None
+            if k != "duration_s" and not (math.isfinite(v) and v >= 0):
+                raise ParameterError(f"record[{k!r}]={v!r}: must be a finite number of seconds >= 0")
         elif isinstance(v, str):
             v = _clean_text(v)
         row[k] = v
@@ -300,7 +307,8 @@ def _read_all_vectors(conn, path, space, d):
 
 _INT_COLUMNS = frozenset({"size", "mtime_ns", "year", "track_no", "disc_no", "n_patches"})
 _FLOAT_COLUMNS = frozenset(
-    {"duration_s", "added_at", "updated_at", "failed_at", "tempo_bpm", "tempo_confidence", "loudness_db"}
+    {"duration_s", "added_at", "updated_at", "failed_at", "tempo_bpm", "tempo_confidence", "loudness_db",
+     "start_s", "end_s"}
 )
 
 
@@ -326,6 +334,7 @@ class _TrackRows:
     def _row_to_dict(self, row) -> dict:
         d = dict(zip(_ALL_TRACK_COLUMNS, row))
         d["path"] = path_value(d["path"])
+        d["source_path"] = path_value(d.get("source_path"))
         for c in ("sampling", "tags_json"):
             if d.get(c) is not None:
                 try:
@@ -341,6 +350,15 @@ class _TrackRows:
     @property
     def _TRACK_SELECT(self) -> str:
         return f"SELECT {', '.join(self._col_sql(c) for c in _ALL_TRACK_COLUMNS)} FROM tracks"
+
+    def tracks_of_file(self, source_path) -> list:
+        """The cue tracks cut from the audio file ``source_path`` (rows as
+        :meth:`track` gives them), by start; empty for a file indexed whole."""
+        if self.schema_version < 2:
+            return []
+        rows = self._select(self._TRACK_SELECT + " WHERE source_path=? ORDER BY start_s, id",
+                            (path_param(source_path),))
+        return [self._row_to_dict(r) for r in rows]
 
     def set_fingerprint(self, track_id, data, duration_s=None) -> None:
         """Store (replace) a track's acoustic fingerprint.

@@ -28,8 +28,16 @@ Storage rules
 * Schema 2 (upgraded from 1 by the first writer, in its transaction; a
   reader opens a schema-1 file as it is) adds ``tracks.album_artist``,
   ``disc_no``, ``tags_json`` (every value of every tag), ``audio_flag``
-  (NULL, ``'silent'`` or ``'inaudible'``) and the ``fingerprints`` table
-  (Chromaprint items as little-endian uint32, :meth:`Catalog.set_fingerprint`).
+  (NULL, ``'silent'`` or ``'inaudible'``), the ``fingerprints`` table
+  (Chromaprint items as little-endian uint32, :meth:`Catalog.set_fingerprint`)
+  and the columns of CUE albums: ``source_path``, ``start_s``, ``end_s``.
+* CUE albums (one audio file, several tracks, :mod:`recommender.io.cuesheet`):
+  each cue track is a row whose ``path`` is ``"<audio path>#t=<start>,<end>"``
+  (W3C Media Fragments; ``#t=<start>`` for the last track, which ends with
+  the file), whose ``source_path`` is the audio file and ``start_s`` /
+  ``end_s`` its bounds in seconds; ``source_path`` is NULL for a whole file.
+  The ``path`` stays the unique key; whatever opens the audio reads
+  ``source_path`` (when set) and plays ``start_s`` to ``end_s``.
 * Vectors are little-endian float32 blobs, patch vectors float16 blobs; no
   pickle anywhere.  Descriptors that queries filter on (tempo, key, mode,
   loudness) are real columns; all others are JSON text.
@@ -167,6 +175,10 @@ _V2_TRACKS_SQL = (
     "ALTER TABLE tracks ADD COLUMN disc_no INTEGER",
     "ALTER TABLE tracks ADD COLUMN tags_json TEXT",
     "ALTER TABLE tracks ADD COLUMN audio_flag TEXT",
+    "ALTER TABLE tracks ADD COLUMN source_path TEXT",
+    "ALTER TABLE tracks ADD COLUMN start_s REAL",
+    "ALTER TABLE tracks ADD COLUMN end_s REAL",
+    "CREATE INDEX tracks_source_path ON tracks(source_path)",
 )
 _FINGERPRINTS_SQL = """
 CREATE TABLE fingerprints (
@@ -440,11 +452,13 @@ class Catalog(_TrackRows, SQLiteDatabase):
             self._changed = self._vectors_changed = True
         return int(tid)
 
-    def move_track(self, track_id, *, new_path, size, mtime_ns) -> None:
+    def move_track(self, track_id, *, new_path, size, mtime_ns, source_path=...) -> None:
         """Record that a track's file moved (recognised by its content hash).
 
         The id, vectors and analysis are kept; ``vectors_generation`` is not
-        bumped, so FAISS files stay valid.
+        bumped, so FAISS files stay valid.  ``source_path``, when given, is
+        the new audio file of a cue track (``None`` for a whole file); left
+        as it is when not given.
 
         Raises
         ------
@@ -454,6 +468,8 @@ class Catalog(_TrackRows, SQLiteDatabase):
             ``new_path`` already belongs to another track (remove it first).
         """
         new_path = path_param(new_path)
+        set_source = "" if source_path is ... else ", source_path=?"
+        source = () if source_path is ... else (None if source_path is None else path_param(source_path),)
         with self._write() as conn:
             other = conn.execute("SELECT id FROM tracks WHERE path=?", (new_path,)).fetchone()
             if other is not None and other[0] != int(track_id):
@@ -461,8 +477,8 @@ class Catalog(_TrackRows, SQLiteDatabase):
                     f"new_path={new_path!r}: already belongs to track {other[0]}; remove it first"
                 )
             cur = conn.execute(
-                "UPDATE tracks SET path=?, size=?, mtime_ns=?, updated_at=? WHERE id=?",
-                (new_path, size, mtime_ns, time.time(), int(track_id)),
+                f"UPDATE tracks SET path=?, size=?, mtime_ns=?, updated_at=?{set_source} WHERE id=?",
+                (new_path, size, mtime_ns, time.time(), *source, int(track_id)),
             )
             if cur.rowcount == 0:
                 raise NotInIndexError(f"track id {track_id} is not in {self.path}")
@@ -565,8 +581,9 @@ class Catalog(_TrackRows, SQLiteDatabase):
         else:
             rows = self._rows_in_order(f"SELECT {sel} FROM tracks", ids)
         data = {c: [r[i + 1] for r in rows] for i, c in enumerate(cols)}
-        if "path" in data:
-            data["path"] = [path_value(v) for v in data["path"]]
+        for c in ("path", "source_path"):
+            if c in data:
+                data[c] = [path_value(v) for v in data[c]]
         for c in ("sampling", "tags_json"):
             if c in data:
                 data[c] = [json.loads(v) if v is not None else None for v in data[c]]

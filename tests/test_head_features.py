@@ -1,0 +1,156 @@
+"""Head-mode feature recipes (issue #21, item 0): track-level layer summaries of
+the shipped networks, ``C`` by grouped cross-validation, calibrated
+probabilities, and the saved format of a track-level head.
+
+Audio is synthesised (tests/test_training.py's three separable classes: low
+tones, noise bursts, fast clicks), so the labels are known by construction.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from recommender.errors import ModelError, ParameterError  # noqa: E402
+from recommender.learn import _linear as linear  # noqa: E402
+from recommender.learn import features as hf  # noqa: E402
+from recommender.learn.datasets import load_folder, split_dataset  # noqa: E402
+
+from test_training import CLASSES, SR, synth  # noqa: E402
+
+PER_CLASS = 7
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heads")
+    for ci, c in enumerate(CLASSES):
+        os.makedirs(root / c)
+        for i in range(PER_CLASS):
+            sf.write(root / c / f"{c}{i}.wav", synth(c, 1000 + 100 * ci + i, 6.0 + (i % 3)), SR)
+    return split_dataset(load_folder(root), test_size=0.3, validation_size=0.15, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset):
+    from recommender.learn.classifier import MusicClassifier
+
+    return MusicClassifier("head", head_features="summary-all", patches_per_track=4, random_state=0).fit(dataset)
+
+
+# --------------------------------------------------------------------------- recipes and calibration
+def test_track_rows_of_pool_and_penultimate_is_the_index_layer_summary():
+    from recommender.features.pooling import layer_summary
+
+    rng = np.random.default_rng(0)
+    pool, pen = rng.normal(size=(5, 1506)), rng.normal(size=(5, 200))
+    row = hf.track_rows(hf.recipe("summary"), [{"pool": pool, "penultimate": pen}])
+    np.testing.assert_allclose(row[0], layer_summary(pool, pen), rtol=1e-5, atol=1e-5)
+    both = hf.track_rows(hf.recipe("summary-all"), [{"pool": pool, "penultimate": pen}] * 2)
+    assert both.shape == (1, 2 * 3412)
+
+
+def test_unknown_recipe_names_the_choices():
+    from recommender.learn.classifier import MusicClassifier
+
+    with pytest.raises(ParameterError, match="head_features=.*summary-all"):
+        hf.recipe("mfcc")
+    with pytest.raises(ParameterError, match="head_features"):
+        MusicClassifier("head", head_features="mfcc").fit(["a.wav", "b.wav"], ["x", "y"])
+
+
+def test_all_recipes_run_every_shipped_network_backbone_first():
+    from recommender.models import available_models
+
+    names = hf.recipe("summary-all").network_names("mtt-musicnn")
+    assert names[0] == "mtt-musicnn" and sorted(names) == sorted(available_models())
+    assert hf.recipe("summary").network_names("mtt-musicnn") == ["mtt-musicnn"]
+
+
+def test_temperature_softens_overconfident_probabilities_and_keeps_calibrated_ones():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 2, n)
+    # right 70 % of the time but always 99 % sure: over-confident
+    right = rng.random(n) < 0.7
+    pred = np.where(right, y, 1 - y)
+    P = np.full((n, 2), 0.01)
+    P[np.arange(n), pred] = 0.99
+    T, before, after = linear.fit_temperature(P, y, np.arange(n))
+    assert T > 2 and after < before
+    # honest 70 % probabilities are left alone
+    Q = np.full((n, 2), 0.3)
+    Q[np.arange(n), pred] = 0.7
+    T2, _, _ = linear.fit_temperature(Q, y, np.arange(n))
+    assert 0.8 <= T2 <= 1.25
+    np.testing.assert_allclose(linear.temper(Q, 1.0), Q, atol=1e-12)
+
+
+def test_fit_linear_with_calibration_uses_grouped_cv_on_training_rows_only():
+    rng = np.random.default_rng(2)
+    X = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(1.5, 1, (20, 5))])
+    y = np.repeat([0, 1], 20)
+    tracks = np.arange(40)
+    scaler, lr, C, hist = linear.fit_linear(X, y, tracks, tracks, n_classes=2, C=None, class_weight="balanced",
+                                            random_state=0, calibrate=True, grid=linear.C_GRID_TRACK)
+    assert C in linear.C_GRID_TRACK and len(hist["val_loss"]) == len(linear.C_GRID_TRACK)
+    assert hist["temperature"] in (1.0, *linear.T_GRID)
+    assert hist["val_loss_calibrated"] <= min(hist["val_loss"]) + 1e-9
+
+
+# --------------------------------------------------------------------------- the estimator
+def test_track_level_head_learns_the_synthesised_classes(fitted, dataset):
+    from recommender.learn.classifier import evaluate
+
+    rep = evaluate(fitted, dataset)
+    assert rep["n_test"] >= 6
+    assert rep["accuracy"] >= 0.8, rep["accuracy"]
+    assert fitted.C_ in linear.C_GRID_TRACK and fitted.temperature_ > 0
+    test = dataset[dataset["split"] == "test"]
+    P = fitted.predict_proba(test)
+    assert P.shape == (len(test), 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_track_level_head_saves_plain_arrays_and_loads_to_identical_predictions(fitted, dataset, tmp_path):
+    from recommender.learn.classifier import load_classifier
+
+    d = fitted.save(tmp_path / "m")
+    meta = json.load(open(os.path.join(d, "model.json")))
+    assert meta["mode"] == "head" and meta["weights_file"] == "model.npz"
+    assert meta["head_recipe"]["name"] == "summary-all" and meta["params"]["head_features"] == "summary-all"
+    assert [n["name"] for n in meta["head_networks"]] == ["msd-musicnn", "mtt-musicnn"]
+    with np.load(os.path.join(d, "model.npz"), allow_pickle=False) as z:
+        assert set(z.files) == {"mean", "scale", "coef", "intercept", "classes", "temperature"}
+    test = list(dataset[dataset["split"] == "test"]["path"])
+    back = load_classifier(d)
+    np.testing.assert_allclose(back.predict_proba(test), fitted.predict_proba(test), rtol=0, atol=1e-9)
+    assert list(back.predict(test)) == list(fitted.predict(test))
+
+
+def test_track_level_head_cannot_back_an_index_and_says_what_to_do(fitted):
+    with pytest.raises(ModelError, match="predict MODEL FILES.*head_features='embedding'"):
+        fitted.tag_model()
+
+
+def test_a_track_level_head_from_other_network_weights_is_refused(fitted, tmp_path):
+    from recommender.learn.classifier import load_classifier
+
+    d = fitted.save(tmp_path / "m")
+    bad = tmp_path / "bad"
+    shutil.copytree(d, bad)
+    side = bad / "model.json"
+    meta = json.loads(side.read_text())
+    meta["head_networks"][1]["weights_sha256"] = "0" * 64
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="mtt-musicnn.*retrain"):
+        load_classifier(bad)
+    del meta["head_recipe"]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="not a valid track-level head"):
+        load_classifier(bad)

@@ -1,0 +1,184 @@
+"""Multi-label classification: label CSVs (a ``;`` cell or 0/1 columns) and their errors,
+iterative stratification, sigmoid outputs with per-label thresholds, AUC metrics, safe
+saving, and the model used like the built-in tagger.
+
+Audio is synthesised: a sine bass, noise hi-hats and a click kick mixed in known
+combinations, so every track's labels are known by construction.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from recommender.errors import DatasetError
+from recommender.learn._targets import (
+    check_multilabel,
+    iterative_stratification,
+    label_matrix,
+    load_targets,
+    split_multilabel,
+)
+
+SR = 16000
+INSTRUMENTS = ("bass", "hats", "kick")
+COMBOS = [c for c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))]
+
+
+def mixture(has, seed, seconds=6.0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    y = 0.002 * rng.normal(size=n)
+    if has[0]:  # sine bass: notes of 40-90 Hz, 0.5 s each
+        f = rng.uniform(40, 90, size=int(seconds * 2) + 1)[(t * 2).astype(int)]
+        y += 0.5 * np.sin(2 * np.pi * np.cumsum(f) / SR)
+    if has[1]:  # noise hats: high-passed noise bursts on eighth notes
+        step = int(SR * rng.uniform(0.18, 0.26))
+        for s in range(0, n - 800, step):
+            b = rng.normal(size=800) * np.exp(-np.arange(800) / 120.0)
+            y[s : s + 800] += 0.35 * np.diff(b, prepend=0)
+    if has[2]:  # click kick: a decaying 55-Hz thump with a click on quarter notes
+        step = int(SR * rng.uniform(0.45, 0.6))
+        k = np.arange(2400)
+        kick = np.sin(2 * np.pi * (55 + 90 * np.exp(-k / 300.0)) * k / SR) * np.exp(-k / 700.0)
+        kick[:40] += np.sign(rng.normal(size=40)) * 0.8
+        for s in range(0, n - 2400, step):
+            y[s : s + 2400] += 0.7 * kick
+    return (0.8 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mix_csv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixes")
+    rows = []
+    for r in range(4):
+        for ci, c in enumerate(COMBOS):
+            name = f"m{r}{ci}.wav"
+            sf.write(root / name, mixture(c, 10 * r + ci), SR)
+            rows.append(name + "," + ";".join(i for i, h in zip(INSTRUMENTS, c) if h))
+    (root / "mix.csv").write_text("path,labels\n" + "\n".join(rows) + "\n")
+    return root / "mix.csv"
+
+
+def _csv(tmp_path, text, name="t.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    for line in text.splitlines()[1:]:
+        (tmp_path / line.split(",")[0]).touch()
+    return p
+
+
+# --------------------------------------------------------------------------- CSVs and their errors
+def test_two_layouts_give_the_same_matrix(tmp_path):
+    a = load_targets(_csv(tmp_path, "path,labels\na.wav,calm;sad\nb.wav,happy\nc.wav,sad\n"), check_audio=False)
+    b = load_targets(_csv(tmp_path, "path,sad,calm,happy\na.wav,1,1,0\nb.wav,0,0,1\nc.wav,1,0,0\n", "u.csv"),
+                     check_audio=False)
+    assert a.attrs["task"] == b.attrs["task"] == "multilabel"
+    assert a.attrs["labels"] == b.attrs["labels"] == ["calm", "happy", "sad"]
+    np.testing.assert_array_equal(label_matrix(a, a.attrs["labels"]), label_matrix(b, b.attrs["labels"]))
+
+
+def test_bad_label_cells(tmp_path):
+    for text, pat in (("path,labels\na.wav,calm;sad\nb.wav,\n", r"line 3: column 'labels' is empty \(rule"),
+                      ("path,calm,sad\na.wav,1,0\nb.wav,0,2\n", r"line 3: column 'sad' = '2' \(rule: one 0/1"),
+                      ("path,calm,sad,x\na.wav,1,0,0\nb.wav,0,0,1\n", r"label 'sad': no track has it \(rule"),
+                      ("path,labels\na.wav,calm;sad\nb.wav,calm;x\n", r"label 'calm': every track has it")):
+        with pytest.raises(DatasetError, match=pat):
+            load_targets(_csv(tmp_path, text), task="multilabel", check_audio=False)
+
+
+def test_label_seen_in_one_split_is_refused(tmp_path):
+    text = "path,labels,split\n" + "".join(f"a{i}.wav,{'calm;sad' if i < 3 else 'calm' if i < 5 else 'sad'},train\n" for i in range(6)) \
+        + "".join(f"b{i}.wav,calm;x,test\n" for i in range(3)) + "c.wav,sad,test\n"
+    df = load_targets(_csv(tmp_path, text), check_audio=False)
+    with pytest.raises(DatasetError, match=r"label 'x': seen only in test, no train track has it \(rule"):
+        check_multilabel(df, df.attrs["labels"])
+
+
+def test_iterative_stratification_keeps_label_proportions():
+    rng = np.random.default_rng(0)
+    Y = (rng.random((300, 6)) < [0.5, 0.3, 0.1, 0.05, 0.2, 0.03]).astype(int)
+    Y[:40, 2] = Y[:40, 3] = 1  # a co-occurring pair
+    fold = iterative_stratification(Y, [0.2, 0.1, 0.7], random_state=0)
+    sizes = np.bincount(fold, minlength=3) / len(Y)
+    assert np.allclose(sizes, [0.2, 0.1, 0.7], atol=0.02)
+    for j in range(Y.shape[1]):
+        share = np.array([Y[fold == f, j].sum() for f in range(3)]) / Y[:, j].sum()
+        assert np.allclose(share, [0.2, 0.1, 0.7], atol=0.08), (j, share)
+    pair = (Y[:, 2] & Y[:, 3]).astype(bool)
+    assert all((fold[pair] == f).sum() > 0 for f in range(3))  # the pair reaches every split
+    # a random split of the same sizes loses the rare label in some split far more often
+    assert np.array_equal(fold, iterative_stratification(Y, [0.2, 0.1, 0.7], random_state=0))
+
+
+def test_split_multilabel_by_artist(tmp_path):
+    text = "path,labels,artist\n" + "".join(
+        f"a{i}.wav,{['calm', 'sad', 'calm;sad', 'happy'][i % 4]},art{i % 10}\n" for i in range(40))
+    df = split_multilabel(load_targets(_csv(tmp_path, text), check_audio=False), ["calm", "happy", "sad"])
+    assert "by artist" in df.attrs["split_strategy"] and "iterative stratification" in df.attrs["split_strategy"]
+    assert all(g["split"].nunique() == 1 for _, g in df.groupby("artist"))
+    check_multilabel(df, ["calm", "happy", "sad"])
+
+
+# --------------------------------------------------------------------------- training
+def test_multilabel_head_on_known_mixtures(mix_csv, tmp_path):
+    from recommender.learn.multilabel import (
+        MultiLabelClassifier,
+        evaluate_multilabel,
+        load_multilabel,
+        write_multilabel_report,
+    )
+    from recommender.models import load_model
+
+    df = split_multilabel(load_targets(mix_csv), list(INSTRUMENTS), test_size=0.3, validation_size=0.2,
+                          random_state=0)
+    check_multilabel(df, list(INSTRUMENTS), require_validation=True)
+    clf = MultiLabelClassifier("head", patches_per_track=3).fit(df)
+    rep = evaluate_multilabel(clf, df)
+    assert rep["n_test"] == (df["split"] == "test").sum()
+    assert rep["macro"]["roc_auc"] >= 0.85 and rep["micro"]["pr_auc"] > rep["prior_baseline"]["macro_pr_auc"] + 0.2, \
+        {k: rep[k] for k in ("macro", "micro", "per_label")}
+    assert set(rep["per_label"]) == set(INSTRUMENTS) and all(0 < t < 1 for t in clf.thresholds_)
+    written = write_multilabel_report(rep, tmp_path / "report")
+    assert os.path.getsize(written["roc"]) > 0 and os.path.getsize(written["precision_recall"]) > 0
+    d = clf.save(tmp_path / "m")
+    meta = json.loads((tmp_path / os.path.basename(d) / "model.json").read_text())
+    assert meta["task"] == "multilabel" and meta["classes"] == list(INSTRUMENTS)
+    assert meta["thresholds"] == [float(t) for t in clf.thresholds_]
+    test = df[df["split"] == "test"]
+    again = load_multilabel(d)
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-5)
+    # the TagModel view: tags = labels, independent sigmoid probabilities, thresholds known
+    tm = load_model(d)
+    assert tm.task == "multilabel" and tm.tags == list(INSTRUMENTS) and tm.thresholds == meta["thresholds"]
+    P = np.random.default_rng(0).random((4, 187, 96)).astype(np.float32)
+    probs, _ = tm.predict_patches(P)
+    assert probs.shape == (4, 3) and (probs >= 0).all() and (probs <= 1).all()
+    assert set(tm.labels_of(probs.mean(0))) <= set(INSTRUMENTS)
+
+
+def test_multilabel_classical_saved_as_arrays(mix_csv, tmp_path):
+    from recommender.errors import ModelError
+    from recommender.learn.multilabel import (
+        MultiLabelClassifier,
+        evaluate_multilabel,
+        load_multilabel,
+    )
+    from recommender.models import load_model
+
+    df = split_multilabel(load_targets(mix_csv), list(INSTRUMENTS), test_size=0.3, validation_size=0.2,
+                          random_state=1)
+    clf = MultiLabelClassifier("classical", patches_per_track=1).fit(df)
+    rep = evaluate_multilabel(clf, df)
+    assert rep["macro"]["roc_auc"] >= 0.8, rep["per_label"]
+    d = clf.save(tmp_path / "c")
+    assert sorted(os.listdir(d)) == ["model.json", "model.npz", "tracks.json"]
+    np.testing.assert_allclose(load_multilabel(d).predict_proba(df[df["split"] == "test"]),
+                               clf.predict_proba(df[df["split"] == "test"]), rtol=1e-9)
+    with pytest.raises(ModelError, match="classical"):
+        load_model(d)
