@@ -17,6 +17,7 @@ import hashlib
 import math
 import numbers
 import os
+import re
 import tempfile
 from typing import Callable, Iterable
 
@@ -33,6 +34,7 @@ __all__ = [
     "check_int",
     "check_number",
     "cpu_count",
+    "escape_surrogates",
     "fsync_dir",
     "json_default",
     "sha256_file",
@@ -211,6 +213,22 @@ def json_default(obj):
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """JSON text made valid UTF-8 whatever file names it holds.
+
+    A file name whose bytes are not UTF-8 is held by Python with lone
+    surrogates (PEP 383, :func:`os.fsdecode`: byte 0x96 is ``"\\udc96"``); those,
+    and only those, are written as ``\\uXXXX`` escapes. :func:`json.loads`
+    reads them back to the same ``str`` and :func:`os.fsencode` turns that
+    into the original bytes, so the path still opens the file. Used on the
+    output of ``json.dumps(..., ensure_ascii=False)`` by the CLI and the web API.
+    """
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def cpu_count() -> int:

@@ -180,6 +180,7 @@ class Recommender(BanList):
         client=None,
         include_hidden: bool = False,
         fingerprints: bool = True,
+        prune_empty: bool = False,
     ) -> UpdateReport:
         """Add files and folders to the index, analysing only what changed.
 
@@ -205,16 +206,12 @@ class Recommender(BanList):
         client : dask.distributed.Client, optional
             Spread analysis over a Dask cluster instead of local processes.
         include_hidden : bool
-            Also walk hidden files and folders (names starting with ``.``).
-            Operating-system metadata (``.AppleDouble/``, ``__MACOSX/``,
-            ``._*``, ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``) is always
-            skipped; the report counts what was skipped and why.
+            Also walk hidden files and folders (OS metadata is always skipped).
         fingerprints : bool
-            Store a Chromaprint acoustic fingerprint per track (``fpcalc``,
-            first 30 s; about 65 ms of CPU per track, run beside the
-            analysis), used to recognise the same recording in another
-            encoding or trimmed. Skipped with one warning when ``fpcalc`` is
-            not installed.
+            Store a Chromaprint fingerprint per track (``fpcalc``, first 30 s).
+        prune_empty : bool
+            Remove the tracks of a scanned folder found empty (by default they
+            are kept and reported: an unmounted disk is not a deleted album).
 
         Returns
         -------
@@ -237,6 +234,7 @@ class Recommender(BanList):
             before_open=self.close,
             include_hidden=include_hidden,
             fingerprints=fingerprints,
+            prune_empty=prune_empty,
         )
         logger.info("index %s: %s", self.index_dir, report)
         return report

@@ -82,6 +82,53 @@ def test_missing_only_under_scanned_paths_and_unreadable_hash():
     assert kept.missing == {} and [fe.path for fe in kept.todo] == ["/m/new.mp3"]
 
 
+def test_a_scanned_folder_found_empty_keeps_its_tracks_unless_pruned():
+    """An unmounted disk or share (the folder is there but empty) is not a deleted album."""
+    states = {"/nas/a/1.mp3": FileState(1, 100, 1, "h1", KEY),
+              "/nas/a/2.mp3": FileState(2, 100, 1, "h2", KEY),
+              "/m/gone.mp3": FileState(3, 100, 1, "h3", KEY),
+              "/m/here.mp3": FileState(4, 100, 1, "h4", KEY)}
+    found = {"/m/here.mp3": _fe("/m/here.mp3")}
+    ch = _hashes({})
+    plan = plan_update(found, states, {}, key=KEY, paths=["/nas", "/m"], folders=["/nas", "/m"], content_hash=ch)
+    assert sorted(plan.missing) == ["/m/gone.mp3"]  # a folder with files still loses what is gone
+    assert plan.kept_empty == {"/nas": 2}
+    pruned = plan_update(found, states, {}, key=KEY, paths=["/nas", "/m"], folders=["/nas", "/m"],
+                         content_hash=ch, prune_empty=True)
+    assert sorted(pruned.missing) == ["/m/gone.mp3", "/nas/a/1.mp3", "/nas/a/2.mp3"] and pruned.kept_empty == {}
+
+
+def test_update_keeps_an_emptied_folder_and_says_so(tmp_path, demo_collection):
+    import shutil
+
+    from recommender import Recommender
+
+    src, _ = demo_collection
+    music = tmp_path / "music"
+    shutil.copytree(src, music)
+    rec = Recommender(tmp_path / "idx")
+    first = rec.update([str(music)], progress=False, fingerprints=False)
+    n = first.added
+    for p in music.rglob("*"):
+        if p.is_file():
+            p.unlink()
+    rep = rec.update([str(music)], progress=False, fingerprints=False)
+    assert rep.removed == 0 and len(rec) == n and rep.kept_empty == {str(music): n}
+    assert "is empty" in str(rep) and rep.to_json()["kept_empty"] == {str(music): n}
+    rep = rec.update([str(music)], progress=False, fingerprints=False, prune_empty=True)
+    assert rep.removed == n and len(rec) == 0
+
+
+def test_an_index_path_that_is_a_file_is_a_clean_error(tmp_path):
+    from recommender import Recommender
+    from recommender.errors import CatalogError
+
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    with pytest.raises(CatalogError, match="must be a directory"):
+        Recommender(f).update([str(tmp_path)], progress=False)
+
+
 def test_known_failure_skipped_unless_changed_or_retried():
     found = {"/m/bad.mp3": _fe("/m/bad.mp3", 10, 5), "/m/fixed.mp3": _fe("/m/fixed.mp3", 11, 6)}
     failed = {"/m/bad.mp3": (10, 5), "/m/fixed.mp3": (11, 1), "/m/nostat.mp3": (None, None)}

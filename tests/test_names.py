@@ -90,12 +90,16 @@ def test_json_text_is_valid_utf8_and_reads_back_to_the_file(tmp_path):
     assert display(path).endswith("02 Band \\x96 Song.flac")
 
 
-def test_m3u_holds_the_raw_bytes_of_such_a_path(tmp_path):
+def test_m3u_is_utf8_and_names_such_a_path_by_its_file_uri(tmp_path):
+    from recommender.io.playlist_files import path_to_uri, uri_to_path
+
     out = tmp_path / "x.m3u"
     write_m3u(out, [{"path": ODD, "artist": "A", "title": "02 Band \\x96 Song"}, {"path": NFD, "title": "Café"}])
+    out.read_bytes().decode("utf-8")
     lines = out.read_bytes().split(b"\n")
     assert lines[0] == b"#EXTM3U"
-    assert lines[2] == os.fsencode(ODD) and lines[4] == NFD.encode("utf-8")
+    assert lines[2] == path_to_uri(ODD).encode("ascii") and b"%96" in lines[2] and lines[4] == NFD.encode("utf-8")
+    assert os.fsencode(uri_to_path(lines[2].decode())) == os.fsencode(os.path.abspath(ODD))
     assert lines[1] == b"#EXTINF:-1,A - 02 Band \\x96 Song"
 
 

@@ -76,12 +76,23 @@ def test_file_uris_percent_encode_the_raw_bytes_and_come_back(odd_files):
 
 
 # ------------------------------------------------------------------------------------------ M3U8
-def test_m3u8_absolute_paths_are_the_raw_bytes_and_round_trip(odd_files, tmp_path):
+def _m3u_line(raw: bytes) -> bytes:
+    """What an M3U8 holds for a path: its bytes if they are UTF-8, else its file:// URI."""
+    try:
+        raw.decode("utf-8")
+        return raw
+    except UnicodeDecodeError:
+        return path_to_uri(os.fsdecode(raw)).encode("ascii")
+
+
+def test_m3u8_paths_are_exact_bytes_or_uris_and_round_trip(odd_files, tmp_path):
     out = tmp_path / "list.m3u8"
     write_m3u8(out, odd_files.values(), title="odd names")
+    out.read_bytes().decode("utf-8")  # valid UTF-8, whatever the names
     lines = out.read_bytes().split(b"\n")
     assert lines[:2] == [b"#EXTM3U", b"#PLAYLIST:odd names"] and lines[-1] == b""
-    assert [ln for ln in lines[2:] if ln and not ln.startswith(b"#")] == list(odd_files)  # exact bytes
+    assert [ln for ln in lines[2:] if ln and not ln.startswith(b"#")] == [_m3u_line(p) for p in odd_files]
+    assert any(_m3u_line(p) != p for p in odd_files)  # the non-UTF-8 name is there, as a URI
     got = read_m3u8(out)
     assert [os.fsencode(e["path"]) for e in got] == list(odd_files)
     for e, row in zip(got, odd_files.values()):
@@ -95,7 +106,9 @@ def test_m3u8_relative_paths_resolve_from_the_playlist_folder(odd_files, tmp_pat
     out = lists / "rel.m3u8"
     write_m3u8(out, odd_files.values(), relative_to=lists)
     entries = [ln for ln in out.read_bytes().split(b"\n") if ln and not ln.startswith(b"#")]
-    assert all(ln.startswith(b"../music sub/") for ln in entries)
+    assert all(ln.startswith(b"../music sub/") for ln, p in zip(entries, odd_files) if _m3u_line(p) == p)
+    assert all(ln == _m3u_line(p) for ln, p in zip(entries, odd_files) if _m3u_line(p) != p)  # absolute URI
+    entries = [os.fsencode(uri_to_path(ln.decode())) if ln.startswith(b"file:") else ln for ln in entries]
     assert [os.path.basename(ln) for ln in entries] == [os.path.basename(p) for p in odd_files]
     got = read_m3u8(out)
     assert [os.fsencode(e["path"]) for e in got] == list(odd_files)
@@ -252,7 +265,7 @@ def test_the_web_page_files_are_the_same_implementation(odd_files):
     rows = list(odd_files.values())
     assert m3u8_text(rows, title="t") == m3u8_bytes(rows, title="t")
     assert xspf_text(rows, title="t") == xspf_bytes(rows, title="t")
-    assert os.fsencode(rows[4]["path"]) in m3u8_text(rows)  # the raw non-UTF-8 bytes, not an error
+    assert _m3u_line(os.fsencode(rows[4]["path"])) in m3u8_text(rows)  # the non-UTF-8 name as a URI, not an error
 
 
 # ------------------------------------------------------------------------------------------ CLI end to end
@@ -316,7 +329,8 @@ def test_cli_radio_and_path_with_relative_paths(odd_index, tmp_path, capsys):
     res = _cli(capsys, ["playlist", str(ids[0]), "--index", idx, "-n", "5", "--m3u8", str(lists / "r.m3u8"),
                         "--xspf", str(lists / "r.xspf"), "--relative-to", str(lists), "--json"])
     raw = [ln for ln in (lists / "r.m3u8").read_bytes().split(b"\n") if ln and not ln.startswith(b"#")]
-    assert len(raw) == 5 and all(ln.startswith(b"../../") for ln in raw)  # tmp/lists -> ../../playlists0/music…
+    # tmp/lists -> ../../playlists0/music…; a name that is not UTF-8 is an absolute file:// URI
+    assert len(raw) == 5 and all(ln.startswith(b"../../") or ln.startswith(b"file:///") for ln in raw)
     assert [e["path"] for e in read_m3u8(lists / "r.m3u8")] == [r["path"] for r in res]
     assert [e["path"] for e in read_xspf(lists / "r.xspf")] == [r["path"] for r in res]
     res = _cli(capsys, ["playlist", str(ids[0]), "--to", str(ids[-1]), "--index", idx, "-n", "4",

@@ -244,30 +244,109 @@ def own_index(index, tmp_path):
     return str(tmp_path / "idx"), str(music), rows
 
 
-def test_audio_refuses_links_out_of_the_collection_and_changed_files(own_index, tmp_path):
-    idx, music, rows = own_index
+def test_audio_follows_links_and_refuses_changed_files(own_index, tmp_path):
+    idx, _, rows = own_index
     a, b, c = sorted(rows)[:3]
-    outside = tmp_path / "secret"
+    outside = tmp_path / "elsewhere"
     outside.mkdir()
-    # a link to a file outside the collection, even one with the indexed size and mtime
-    target = outside / "secret.flac"
-    shutil.copyfile(rows[a]["path"], target)
-    os.utime(target, ns=(rows[a]["mtime_ns"], rows[a]["mtime_ns"]))
+    # a link swapped after indexing to another file (another size and mtime)
+    other = outside / "other.flac"
+    with open(other, "wb") as fh:
+        fh.write(open(rows[a]["path"], "rb").read() + b"\0" * 10)
     os.remove(rows[a]["path"])
-    os.symlink(target, rows[a]["path"])
+    os.symlink(other, rows[a]["path"])
     # a file whose content changed since it was indexed
     with open(rows[b]["path"], "ab") as fh:
         fh.write(b"\0" * 16)
     os.remove(rows[c]["path"])
     with TestClient(create_app(idx)) as cl:
         r = cl.get(f"/api/tracks/{a}/audio")
-        assert r.status_code == 403 and "out of the collection" in r.json()["error"]
+        assert r.status_code == 403 and "another file than the one indexed" in r.json()["error"]
         r = cl.get(f"/api/tracks/{b}/audio")
         assert r.status_code == 403 and "changed since it was indexed" in r.json()["error"]
         r = cl.get(f"/api/tracks/{c}/audio")
         assert r.status_code == 404 and "gone" in r.json()["error"]
         d = sorted(rows)[3]
         assert cl.get(f"/api/tracks/{d}/audio").status_code == 200
+        r = cl.get("/api/tracks/999999/audio")
+        assert r.status_code == 404 and idx not in r.text and "the index" in r.json()["error"]
+
+
+def test_a_collection_of_links_plays(index, tmp_path):
+    """The indexer follows symlinked files and folders: each such track streams, by id."""
+    from recommender import Recommender
+
+    _, music, _ = index
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(music) for f in fs)[:3]
+    links = tmp_path / "links"
+    (links / "sub").mkdir(parents=True)
+    for f in files[:2]:
+        os.symlink(f, links / os.path.basename(f))
+    os.symlink(os.path.dirname(files[2]), links / "sub" / "folder")  # a linked folder
+    rec = Recommender(tmp_path / "idx")
+    rec.update([str(links)], progress=False)
+    rows = {int(i): rec.track(int(i)) for i in rec.tracks().index}
+    rec.close()
+    assert len(rows) >= 3
+    with TestClient(create_app(tmp_path / "idx")) as cl:
+        for tid, row in rows.items():
+            assert str(links) in row["path"]
+            r = cl.get(f"/api/tracks/{tid}/audio")
+            assert r.status_code == 200, r.text
+            assert r.content == open(os.path.realpath(row["path"]), "rb").read()
+            r = cl.get(f"/api/tracks/{tid}/audio", headers={"Range": "bytes=0-9"})
+            assert r.status_code == 206 and len(r.content) == 10
+
+
+@pytest.mark.parametrize("bad", ["bytes=5-2", "items=0-5", "bytes=abc", "bytes=", "nonsense"])
+def test_audio_ignores_a_range_it_cannot_parse(client, index, bad):
+    _, _, rows = index
+    tid = _id_of(rows, "rock_01")
+    r = client.get(f"/api/tracks/{tid}/audio", headers={"Range": bad})
+    assert r.status_code == 200 and r.content == open(rows[tid]["path"], "rb").read()
+
+
+def test_a_non_utf8_file_name_is_served(tmp_path):
+    """A file name that is not UTF-8 (byte 0x96): JSON escapes it as the CLI does; its audio plays."""
+    import soundfile as sf
+
+    from recommender import Recommender
+    from recommender.io.demo import synth_track
+
+    music = os.fsencode(str(tmp_path / "music"))
+    os.mkdir(music)
+    names = [b"01 Intro.wav", b"02 Band \x96 Song.wav", b"03 Outro.wav"]
+    for i, n in enumerate(names):
+        sf.write(music + b"/" + n, synth_track("rock", seed=i, duration_s=4.0, sr=16000), 16000)
+    rec = Recommender(tmp_path / "idx")
+    assert rec.update([os.fsdecode(music)], progress=False).added == 3
+    odd_path = os.fsdecode(music + b"/" + names[1])
+    odd = next(int(i) for i, p in rec.tracks()["path"].items() if p == odd_path)
+    other = next(int(i) for i in rec.tracks().index if int(i) != odd)
+    rec.close()
+
+    def strict(r):
+        assert r.status_code == 200, (r.request.url, r.status_code, r.text)
+        text = r.content.decode("utf-8")  # strict: valid UTF-8
+        assert "\\udc96" in text  # the CLI's escape of the byte
+        return json.loads(text)
+
+    with TestClient(create_app(tmp_path / "idx")) as cl:
+        found = strict(cl.get("/api/search", params={"q": ""}))
+        assert odd_path in {t["path"] for t in found["tracks"]}
+        d = strict(cl.get(f"/api/tracks/{odd}"))
+        assert d["path"] == odd_path and os.fsencode(d["path"]) == music + b"/" + names[1]
+        strict(cl.get(f"/api/tracks/{other}/similar", params={"k": 2}))
+        strict(cl.get("/api/radio", params={"seeds": other, "n": 3, "include_seeds": 1}))
+        strict(cl.get("/api/path", params={"from": other, "to": odd, "n": 2}))
+        r = cl.get("/api/playlist.m3u8", params={"ids": f"{other},{odd}"})
+        assert r.status_code == 200 and len([ln for ln in r.content.splitlines() if not ln.startswith(b"#")]) == 2
+        assert cl.get("/api/playlist.xspf", params={"ids": f"{other},{odd}"}).status_code == 200
+        r = cl.get(f"/api/tracks/{odd}/audio")
+        assert r.status_code == 200 and r.content == open(music + b"/" + names[1], "rb").read()
+        cd = r.headers["content-disposition"]
+        assert cd.startswith("inline;") and "filename*=UTF-8''02%20Band%20%EF%BF%BD%20Song.wav" in cd
+        assert cl.get(f"/api/tracks/{odd}/audio", headers={"Range": "bytes=0-3"}).content == b"RIFF"
 
 
 # ------------------------------------------------------------------ classify uploads
@@ -311,6 +390,36 @@ def test_classify_errors(index, client):
 
         r = small.post("/api/classify", params={"filename": "x.wav"}, content=chunks())
         assert r.status_code == 413
+    assert _uploads() <= before
+
+
+def test_classify_multipart_upload(index, client, monkeypatch):
+    """``curl -F file=@song.wav``: read when python-multipart is there, else a 415 that says what to send."""
+    _, _, rows = index
+    tid = _id_of(rows, "techno_02")
+    data = open(rows[tid]["path"], "rb").read()
+    name = "mine" + os.path.splitext(rows[tid]["path"])[1]
+    before = _uploads()
+    if api._multipart_available():
+        r = client.post("/api/classify", params={"top": 2, "k": 2}, files={"file": (name, data)})
+        assert r.status_code == 200, r.text
+        assert r.json()["path"] == name and len(r.json()["similar"]) == 2
+        r = client.post("/api/classify", files={"file": ("x.flac", b"this is not audio\n" * 100)})
+        assert r.status_code == 400 and "x.flac: the uploaded file could not be decoded" in r.json()["error"]
+        r = client.post("/api/classify", files={"file": ("notes.txt", b"hello")})
+        assert r.status_code == 400 and "audio extension" in r.json()["error"]
+        r = client.post("/api/classify", data={"a": "b"}, files={"file": ("x.wav", b"")})
+        assert r.status_code == 400 and "empty" in r.json()["error"]
+        r = client.post("/api/classify", content=b"--x--", headers={"Content-Type": "multipart/form-data"})
+        assert r.status_code == 400
+        with TestClient(create_app(index[0], max_upload_mb=0.001)) as small:
+            r = small.post("/api/classify", files={"file": ("x.wav", b"\0" * 5000)})
+            assert r.status_code == 413
+    monkeypatch.setattr(api, "_multipart_available", lambda: False)
+    r = client.post("/api/classify", files={"file": (name, data)})
+    assert r.status_code == 415 and "?filename=" in r.json()["error"]
+    r = client.post("/api/classify", params={"filename": name, "k": 0}, content=b"")  # the raw body still works
+    assert r.status_code == 400 and "empty" in r.json()["error"]
     assert _uploads() <= before
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 
-from .._utils import json_default
+from .._utils import escape_surrogates, json_default
 from ..io.collection import display_path
 
 __all__ = ["print_json", "json_text", "display", "records", "write_m3u", "playlist_rows", "add_playlist_file_args",
@@ -19,9 +18,6 @@ def _cli_default(o):
         return json_default(o)
     except TypeError:
         return str(o)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_text(obj, *, indent=2) -> str:
@@ -38,7 +34,7 @@ def json_text(obj, *, indent=2) -> str:
         s = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False, default=_cli_default)
     except ValueError:  # NaN or infinity somewhere: strict JSON has no such numbers
         s = json.dumps(_finite(obj), indent=indent, ensure_ascii=False, allow_nan=False, default=_cli_default)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+    return escape_surrogates(s)
 
 
 def _finite(o):

@@ -69,6 +69,7 @@ def cmd_index(args) -> int:
         descriptors=not args.no_descriptors,
         include_hidden=args.include_hidden,
         fingerprints=not args.no_fingerprints,
+        prune_empty=args.prune_empty,
         client=client,
     )
     if args.json:
@@ -212,6 +213,9 @@ def add_commands(sub) -> None:
     s.add_argument("--no-fingerprints", action="store_true",
                    help="skip the Chromaprint fingerprints (same-recording detection falls back to "
                         "content hash and embedding)")
+    s.add_argument("--prune-empty", action="store_true",
+                   help="remove the tracks of a folder found empty (default: keep them; an unmounted disk "
+                        "is not a deleted album)")
     s.add_argument("--include-hidden", action="store_true",
                    help="also index hidden files and folders (OS metadata is always skipped)")
     s.add_argument("--dask", default=None, metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786)")

@@ -206,8 +206,11 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
     Returns
     -------
     bytes
-        One entry per row; a path that holds a line break cannot be written in
-        M3U and is left out (logged as a warning).
+        Valid UTF-8. One entry per row; a path that holds a line break cannot
+        be written in M3U and is left out (logged as a warning); a path whose
+        name is not UTF-8 is written as an absolute ``file://`` URI with its
+        raw bytes percent-encoded (:func:`path_to_uri`), so the playlist stays
+        UTF-8 and players still open the same file.
 
     Raises
     ------
@@ -231,6 +234,15 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
         if end is not None:
             lines.append(f"#EXTVLCOPT:stop-time={_seconds_text(end)}".encode())
         p = os.path.abspath(path)
+        raw = os.fsencode(p)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # a name that is not UTF-8: the file stays valid UTF-8 and the path still opens the
+            # file, as a file:// URI with the raw bytes percent-encoded (b"\x96" -> %96), which
+            # VLC, mpv and read_m3u8 open
+            lines.append(path_to_uri(p).encode("ascii"))
+            continue
         if base is not None:
             try:
                 p = os.path.relpath(p, base)

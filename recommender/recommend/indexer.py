@@ -90,6 +90,8 @@ class UpdateReport:
     fingerprinted: int = 0
     #: CUE sheets not used, ``[(sheet path, reason naming the line)]``: their audio files are indexed whole.
     sheet_errors: list = dataclasses.field(default_factory=list)
+    #: Scanned folders found empty whose tracks were kept, ``{folder: tracks}`` (an unmounted disk).
+    kept_empty: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_skipped(self) -> int:
@@ -102,6 +104,7 @@ class UpdateReport:
         d["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
         d["skipped"] = {"total": self.n_skipped, "by_reason": dict(sorted(self.skipped.items()))}
         d["sheet_errors"] = [{"path": display_path(p), "reason": r} for p, r in self.sheet_errors]
+        d["kept_empty"] = {display_path(k): v for k, v in self.kept_empty.items()}
         return d
 
     def __str__(self):
@@ -113,6 +116,8 @@ class UpdateReport:
             + (f" (+{self.skipped_failed} known failures skipped)" if self.skipped_failed else "")
             + (f", skipped {self.n_skipped} ({why})" if self.skipped else "")
             + (f", {len(self.sheet_errors)} cue sheet(s) not used" if self.sheet_errors else "")
+            + "".join(f"; {display_path(k)} is empty: its {v} track(s) were kept (an unmounted disk? "
+                      f"--prune-empty removes them)" for k, v in self.kept_empty.items())
             + f" in {self.seconds:.1f} s"
             + (f" ({rtf:.0f}x real time)" if self.audio_seconds > 0 else "")
         )
@@ -146,6 +151,10 @@ class IndexPlan:
         Files that failed before and did not change (skipped unless retried).
     hashes : dict of str to str
         Content hashes computed while planning, reused when storing.
+    kept_empty : dict of str to int
+        Scanned folders in which the walk found no file at all although the
+        index holds tracks under them (an unmounted disk or share, an emptied
+        mount point): ``{folder: tracks kept}``. Their tracks are not removed.
     """
 
     todo: list = dataclasses.field(default_factory=list)
@@ -153,6 +162,7 @@ class IndexPlan:
     moved: list = dataclasses.field(default_factory=list)
     missing: dict = dataclasses.field(default_factory=dict)
     unchanged: list = dataclasses.field(default_factory=list)
+    kept_empty: dict = dataclasses.field(default_factory=dict)
     known_failures: list = dataclasses.field(default_factory=list)
     hashes: dict = dataclasses.field(default_factory=dict)
 
@@ -212,6 +222,7 @@ def plan_update(
     remove_missing: bool = True,
     retry_failed: bool = False,
     content_hash: Callable | None = None,
+    prune_empty: bool = False,
 ) -> IndexPlan:
     """Decide, for every file found and every track known, what an update does.
 
@@ -237,6 +248,9 @@ def plan_update(
         files while some track is missing; ``OSError`` means "not a move".
         A cue track's hash is :meth:`Segment.content_hash` of its audio
         file's (hashed once per file).
+    prune_empty : bool
+        Also remove the tracks of a scanned folder in which nothing was found
+        (default: keep them, listed in ``plan.kept_empty``).
 
     A cue track (path ``"<audio>#t=..."``) is under the scanned paths when
     its audio file is one of ``paths``; a moved album (audio and sheet)
@@ -264,6 +278,16 @@ def plan_update(
     if remove_missing:
         paths = set(paths)
         roots = tuple(f.rstrip(os.sep) + os.sep for f in folders)
+        # a scanned folder in which nothing at all was found while the index holds tracks under it
+        # is an unmounted disk or share, not a deleted album: its tracks are kept (and reported)
+        found_roots = {r for r in roots if any(p.startswith(r) for p in found)}
+        empty = () if prune_empty else tuple(r for r in roots if r not in found_roots)
+        if empty:
+            for r in empty:
+                n = sum(1 for p in states if p not in found and p.startswith(r))
+                if n:
+                    plan.kept_empty[r.rstrip(os.sep) or os.sep] = n
+            roots = tuple(r for r in roots if r not in empty or not plan.kept_empty.get(r.rstrip(os.sep) or os.sep))
         plan.missing = {p: st for p, st in states.items()
                         if p not in found and (p in paths or (roots and p.startswith(roots))
                                                or cuesheet.source_of_key(p) in paths)}
@@ -646,6 +670,7 @@ def update(
     include_hidden: bool = False,
     fingerprints: bool = True,
     cue_sheets: bool = True,
+    prune_empty: bool = False,
 ) -> UpdateReport:
     """Run one update of the catalog at ``catalog_path`` (see :meth:`Recommender.update`).
 
@@ -677,7 +702,13 @@ def update(
     jobs = check_int("jobs", jobs)
     t0 = time.perf_counter()
     report = UpdateReport()
-    os.makedirs(os.path.dirname(os.path.abspath(catalog_path)), exist_ok=True)
+    index_dir = os.path.dirname(os.path.abspath(catalog_path))
+    try:
+        os.makedirs(index_dir, exist_ok=True)
+    except FileExistsError:
+        raise CatalogError(index_dir, "the index must be a directory, and this is a file") from None
+    except OSError as e:
+        raise CatalogError(index_dir, f"cannot create the index directory ({e.strerror or e})") from None
     if before_open is not None:
         before_open()
     with Catalog(catalog_path, mode="c") as cat:
@@ -699,7 +730,11 @@ def update(
                   for r in failures.itertuples(index=False)}
         plan = plan_update(found, cat.file_states(), failed, key=key, paths=paths,
                            folders=[p for p in paths if os.path.isdir(p)],
-                           remove_missing=remove_missing, retry_failed=retry_failed)
+                           remove_missing=remove_missing, retry_failed=retry_failed, prune_empty=prune_empty)
+        report.kept_empty = dict(plan.kept_empty)
+        for folder, n in plan.kept_empty.items():
+            logger.warning("%s is empty: its %d track(s) were kept (an unmounted disk?); "
+                           "prune_empty=True / --prune-empty removes them", display_path(folder), n)
         report.unchanged = len(plan.unchanged)
         report.skipped_failed = len(plan.known_failures)
         apply_plan(cat, plan, report)

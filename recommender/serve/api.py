@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import FileResponse, MalformedRangeHeader
 
 from ..errors import AudioError, ParameterError
 from .responses import HTTPError, json_response
@@ -491,29 +492,60 @@ def audio(request: Request):
     summary: The audio of a track
     description: >-
       The indexed file of the track, by id (never by a path from the client), with HTTP Range
-      support so a browser can seek. Refused (403) when the file changed since it was indexed or
-      a link leads out of the collection.
+      support so a browser can seek. A track whose path is a symbolic link plays (the indexer
+      follows links); refused (403) when the file reached is not the indexed one any more
+      (another size or modification time). A Range header that cannot be parsed is ignored
+      (200 with the whole file, RFC 9110 section 14.2).
     parameters:
       - {name: track_id, in: path, required: true, schema: {type: integer}}
       - {name: Range, in: header, schema: {type: string}, description: "e.g. bytes=0-1023"}
     responses:
       200: {description: the whole file}
       206: {description: the requested range}
-      403: {description: the file is not the indexed one any more, or leads out of the collection}
+      403: {description: the file is not the indexed one any more}
       404: {description: no such track, or its file is gone}
-      416: {description: unsatisfiable range}
+      416: {description: a range that starts past the end of the file}
     """
-    from starlette.responses import FileResponse
-
     Params(request, ())
     tid = track_id(request)
     try:
         real = _state(request).audio_file(tid)
     except PermissionError as e:
         raise HTTPError(403, str(e)) from None
-    ext = os.path.splitext(real)[1].lower()
-    return FileResponse(real, media_type=AUDIO_TYPES.get(ext, "application/octet-stream"),
-                        content_disposition_type="inline", filename=os.path.basename(real))
+    name = os.path.basename(_state(request).rec.track(tid)["path"]) or os.path.basename(real)
+    ext = os.path.splitext(name)[1].lower()
+    media = AUDIO_TYPES.get(ext) or AUDIO_TYPES.get(os.path.splitext(real)[1].lower(), "application/octet-stream")
+    return _AudioFileResponse(real, media_type=media, headers={"Content-Disposition": content_disposition(name)})
+
+
+def content_disposition(name: str, kind: str = "inline") -> str:
+    """A ``Content-Disposition`` header value (RFC 6266) for a file name held as ``os.fsdecode`` gives it.
+
+    ``filename*`` is the name's UTF-8, percent-encoded (RFC 5987); a byte that
+    is not UTF-8 (a lone surrogate in the ``str``) is sent as U+FFFD, since the
+    header declares UTF-8.  ``filename`` is an ASCII fallback (others as ``_``).
+    """
+    from urllib.parse import quote
+
+    text = os.fsencode(name).decode("utf-8", "replace")
+    ascii_name = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in text)
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(text, safe='')}"
+
+
+class _AudioFileResponse(FileResponse):
+    """Starlette's FileResponse, but a Range header it cannot parse is ignored (200, whole file).
+
+    RFC 9110 section 14.2: a server ignores a Range of an unknown unit or of an
+    invalid syntax (``items=0-5``, ``bytes=abc``, ``bytes=5-2``); 416 stays for
+    a valid range that starts past the end of the file.
+    """
+
+    @classmethod
+    def _parse_range_header(cls, http_range, file_size):
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no range: the whole file
 
 
 AUDIO_TYPES = {".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
@@ -522,34 +554,105 @@ AUDIO_TYPES = {".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg",
                ".aif": "audio/aiff", ".aiff": "audio/aiff", ".mka": "audio/x-matroska"}
 
 
+def _multipart_available() -> bool:
+    """Whether Starlette can parse ``multipart/form-data`` (python-multipart is installed; not a dependency)."""
+    from starlette import formparsers
+
+    return getattr(formparsers, "multipart", None) is not None
+
+
+async def _limited(stream, limit: int):
+    """The chunks of ``stream``, a 413 once they add up to more than ``limit`` bytes."""
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"upload is over the limit of {limit} bytes")
+        yield chunk
+
+
+def _audio_name(name: str, how: str) -> tuple:
+    """``(basename, extension)`` of an upload's name; a 400 unless it has an audio extension."""
+    from ..io.audio import AUDIO_EXTENSIONS
+
+    name = os.path.basename((name or "").replace("\\", "/"))
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in AUDIO_EXTENSIONS:
+        raise ParameterError(f"{how}={name!r}: give the file's name with an audio extension "
+                             f"({', '.join(sorted(e[1:] for e in AUDIO_EXTENSIONS))})")
+    return name, ext
+
+
+async def _save_multipart(request: Request, limit: int, tmpdir: str, name):
+    """The first file of a ``multipart/form-data`` body, saved in ``tmpdir``: ``(path, name, size)``."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    parser = MultiPartParser(request.headers, _limited(request.stream(), limit), max_files=1, max_fields=20,
+                             max_part_size=64 * 1024)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise ParameterError(f"the multipart/form-data body could not be read: {e.message}") from None
+    try:
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            raise ParameterError("the multipart/form-data body holds no file: send it as a file field "
+                                 "(curl -F file=@song.mp3)")
+        up = files[0]
+        name, ext = _audio_name(name or up.filename, "filename" if name else "the uploaded file's name")
+        tmp = os.path.join(tmpdir, "upload" + ext)
+        await up.seek(0)
+        return tmp, name, await run_in_threadpool(_copy_to, up.file, tmp)
+    finally:
+        await form.close()
+
+
+def _copy_to(src, path: str) -> int:
+    with open(path, "wb") as fh:
+        shutil.copyfileobj(src, fh)
+    return os.path.getsize(path)
+
+
 async def classify_upload(request: Request):
     """
     summary: Classify an uploaded audio file
     description: >-
       The request body is the file itself (`Content-Type: application/octet-stream`); `filename`
-      gives its extension (mp3, flac, ogg, wav, m4a...). It is decoded and analysed like
-      `recommender classify` with the index's model, and the `k` closest tracks of the index
-      (embedding space) are returned with it. The upload is limited to the server's
-      `--max-upload-mb` (413 beyond) and deleted afterwards.
+      gives its extension (mp3, flac, ogg, wav, m4a...). A `multipart/form-data` body (an HTML form,
+      `curl -F file=@song.mp3`) is accepted too when the server has python-multipart installed
+      (415 otherwise); its first file is used, named by its own file name unless `filename` is given.
+      It is decoded and analysed like `recommender classify` with the index's model, and the `k`
+      closest tracks of the index (embedding space) are returned with it. The upload is limited to
+      the server's `--max-upload-mb` (413 beyond) and deleted afterwards.
     parameters:
-      - {name: filename, in: query, required: true, schema: {type: string}}
+      - {name: filename, in: query, schema: {type: string}, description: "required with a raw body"}
       - {name: top, in: query, schema: {type: integer, default: 5, minimum: 1, maximum: 50}}
       - {name: k, in: query, schema: {type: integer, default: 10, minimum: 0, maximum: 100}}
     requestBody:
-      content: {application/octet-stream: {schema: {type: string, format: binary}}}
+      content:
+        application/octet-stream: {schema: {type: string, format: binary}}
+        multipart/form-data: {schema: {type: object, properties: {file: {type: string, format: binary}}}}
     responses:
       200: {description: "{path, tags, top, duration_s, model, similar: [...]}"}
       400: {description: bad parameter, empty or undecodable file}
       413: {description: upload too big}
+      415: {description: a multipart/form-data body on a server without python-multipart}
     """
-    from ..io.audio import AUDIO_EXTENSIONS
-
     p = Params(request, ("filename", "top", "k"))
-    name = os.path.basename(p.str("filename", "") or "")
-    ext = os.path.splitext(name)[1].lower()
-    if ext not in AUDIO_EXTENSIONS:
-        raise ParameterError(f"filename={name!r}: give the file's name with an audio extension "
-                             f"({', '.join(sorted(e[1:] for e in AUDIO_EXTENSIONS))})")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = ctype == "multipart/form-data"
+    given = p.str("filename", "") or ""
+    if multipart and not _multipart_available():
+        raise HTTPError(415, "multipart/form-data uploads need python-multipart on the server: send the raw file "
+                             "as the request body with ?filename=NAME (curl --data-binary @song.mp3 "
+                             "-H 'Content-Type: application/octet-stream' '.../api/classify?filename=song.mp3')")
+    name = ext = None
+    if given or not multipart:
+        if not given:
+            raise ParameterError("filename: give the file's name with an audio extension as ?filename=NAME "
+                                 "(the request body is the audio file itself)")
+        name, ext = _audio_name(given, "filename")
     top, k = p.int("top", 5, lo=1, hi=50), p.int("k", 10, lo=0, hi=100)
     limit = request.app.state.max_upload_bytes
     length = request.headers.get("content-length")
@@ -557,16 +660,17 @@ async def classify_upload(request: Request):
         raise HTTPError(413, f"upload of {int(length)} bytes is over the limit of {limit} bytes")
     tmpdir = tempfile.mkdtemp(prefix="recommender-upload-")
     try:
-        tmp = os.path.join(tmpdir, "upload" + ext)
-        size = 0
-        with open(tmp, "wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPError(413, f"upload is over the limit of {limit} bytes")
-                fh.write(chunk)
+        if multipart:
+            tmp, name, size = await _save_multipart(request, limit, tmpdir, name)
+        else:
+            tmp = os.path.join(tmpdir, "upload" + ext)
+            size = 0
+            with open(tmp, "wb") as fh:
+                async for chunk in _limited(request.stream(), limit):
+                    size += len(chunk)
+                    fh.write(chunk)
         if size == 0:
-            raise ParameterError("the request body is empty: send the audio file as the body")
+            raise ParameterError("the uploaded file is empty: send the audio file as the body")
         try:
             out = await run_in_threadpool(_classify_file, _state(request), tmp, top, k)
         except AudioError as e:  # name the upload, not its temporary path

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
@@ -138,11 +139,25 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
+def _hide_index_dir(message: str, index_dir) -> str:
+    """``message`` with the server's index directory (and any path inside it) said as "the index"."""
+    if not index_dir:
+        return message
+    end = r"\s'\",;:)"  # what ends a path in a message
+    out = re.sub(re.escape(str(index_dir).rstrip(os.sep)) + rf"(?:/[^{end}]*)?(?![^{end}])", "the index", message)
+    return re.sub(r"\bthe index the index\b", "the index", out)
+
+
 async def _on_recommender_error(request, exc):
     status = _status_of(exc)
+    message = _message(exc)
+    state = getattr(request.app.state, "index", None)
+    public = _hide_index_dir(message, getattr(state, "index_dir", None))
     if status >= 500:
-        logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(status, _message(exc))
+        logger.warning("%s %s: %s", request.method, request.url.path, message)
+    elif public != message:  # the full text, with the server's paths, only in the log
+        logger.info("%s %s: %s", request.method, request.url.path, message)
+    return error_response(status, public)
 
 
 async def _on_http_exception(request, exc):

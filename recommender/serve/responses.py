@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from starlette.responses import Response
 
-__all__ = ["HTTPError", "clean", "json_response", "error_response"]
+from .._utils import escape_surrogates
+
+__all__ = ["HTTPError", "clean", "json_text", "json_response", "error_response"]
 
 
 class HTTPError(Exception):
@@ -43,9 +45,22 @@ def clean(v):
     return str(v)
 
 
+#: A lone surrogate: how Python holds a file-name byte that is not UTF-8 (``os.fsdecode``: 0x96 is '\\udc96').
+def json_text(obj) -> str:
+    """``obj`` (cleaned by :func:`clean`) as compact JSON text that is valid UTF-8, whatever file names it holds.
+
+    The escape of the CLI's ``--json`` (``recommender.cli._common.json_text``):
+    a lone surrogate, and only that, is written as a ``\\uXXXX`` escape
+    (``"\\udc96"``), which :func:`json.loads` reads back to the same ``str``
+    and :func:`os.fsencode` to the original bytes; everything else is UTF-8 text.
+    """
+    s = json.dumps(clean(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return escape_surrogates(s)
+
+
 def json_response(obj, status: int = 200, headers=None) -> Response:
-    """``obj`` as compact UTF-8 JSON (cleaned by :func:`clean`)."""
-    body = json.dumps(clean(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    """``obj`` as compact UTF-8 JSON (see :func:`json_text`)."""
+    body = json_text(obj)
     return Response(body.encode("utf-8"), status_code=status, media_type="application/json", headers=headers)
 
 

@@ -6,7 +6,7 @@ another process (``recommender index``) writes.  Every request asks
 has moved on, one thread builds a new :class:`~recommender.Recommender` and
 warms its default FAISS index while the other requests wait for it (so 100
 clients do not rebuild it 100 times), then everything derived from the old
-generation (search table, map coordinates, allowed folders) is dropped.
+generation (search table, map coordinates) is dropped.
 """
 
 from __future__ import annotations
@@ -138,50 +138,44 @@ class IndexState:
 
         return self.cached(("search",), compute)
 
-    def allowed_dirs(self) -> frozenset:
-        """Real paths of every folder that holds an indexed track (symlinked folders resolved)."""
-
-        def compute(rec):
-            dirs = {os.path.dirname(p) for p in rec.tracks()["path"].dropna()}
-            return frozenset(os.path.realpath(d) for d in dirs)
-
-        return self.cached(("dirs",), compute)
-
     def audio_file(self, track_id: int) -> str:
-        """Real path of the audio file of an indexed track, checked before it is streamed.
+        """Path of the audio file of an indexed track, checked before it is streamed.
 
-        The path comes from the catalog, never from the client.  The file must
-        still be the one that was indexed (same size and modification time),
-        a regular file with an audio extension, and, where the path goes
-        through a symbolic link, the target must lie in a folder of the
-        collection.
+        The path comes from the catalog, never from the client.  It is the
+        track's indexed path: a symbolic link (to a file or through a folder)
+        is followed, as the indexer follows it, so a collection of links plays.
+        The file reached must still be the one that was indexed: a regular
+        file with the size and modification time the catalog recorded for it
+        (``os.stat`` through the link), so a link swapped after indexing to
+        another file is refused.  The indexed name must have an audio
+        extension.  The real path (links resolved) is returned, the one checked.
 
         Raises
         ------
         NotInIndexError
             No such track, or its file is gone.
         PermissionError
-            The file is not the indexed one any more, or a link leads out of the collection.
+            The file is not the indexed one any more (or not an audio file).
         """
+        import stat as _stat
+
         from ..io.audio import AUDIO_EXTENSIONS
 
         row = self.rec.track(int(track_id))
         path = row["path"]
-        real = os.path.realpath(path)
-        if os.path.splitext(real)[1].lower() not in AUDIO_EXTENSIONS:
+        if os.path.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
             raise PermissionError(f"track {track_id}: its file is not an audio file")
-        if real != os.path.abspath(path) and os.path.dirname(real) not in self.allowed_dirs():
-            raise PermissionError(f"track {track_id}: its path is a link that leads out of the collection")
+        real = os.path.realpath(path)
         try:
             st = os.stat(real)
         except OSError:
             raise NotInIndexError(f"track {track_id}: its file {path} is gone (re-run `recommender index`)") from None
-        import stat as _stat
-
         if not _stat.S_ISREG(st.st_mode):
             raise PermissionError(f"track {track_id}: its path is not a regular file")
         size, mtime = row.get("size"), row.get("mtime_ns")
         if (size is not None and int(size) != st.st_size) or (mtime is not None and int(mtime) != st.st_mtime_ns):
-            raise PermissionError(f"track {track_id}: its file changed since it was indexed "
-                                  "(re-run `recommender index` to stream it)")
+            linked = real != os.path.abspath(path)
+            what = ("its path leads through a link to another file than the one indexed" if linked
+                    else "its file changed since it was indexed")
+            raise PermissionError(f"track {track_id}: {what} (re-run `recommender index` to stream it)")
         return real
