@@ -15,12 +15,15 @@ namespace; install with ``pip install "recommender[beets]"``).  Commands:
     A radio playlist around the first item matching ``QUERY``.
 
 Fields stored on items (database only; written into the files only with
-``-w``/``--write`` or ``import.write: yes``, for the fields files carry):
+``-w``/``--write`` or ``import.write: yes``, for the fields files carry; with
+``-w`` every analysed item's file whose ``bpm`` / ``initial_key`` tags differ
+from the database is written, also when the fields did not change):
 
 ===================== ======== =============================================
 field                 type     value
 ===================== ======== =============================================
-``bpm``               integer  tempo rounded to a whole BPM (built-in field)
+``bpm``               integer  tempo rounded once to a whole BPM, as
+                               ``recommender tag`` writes it (built-in field)
 ``initial_key``       string   key as beets spells it: ``C``, ``C#m``, ``A#``
                                (built-in field)
 ``recommender_bpm``   float    tempo as measured, to 0.1 BPM
@@ -52,7 +55,6 @@ Configuration (``recommender:`` section), with the defaults::
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import os
 
@@ -63,7 +65,11 @@ from beets.util import displayable_path
 
 __all__ = ["RecommenderPlugin", "apply_fields", "beets_key", "field_values"]
 
-logger = logging.getLogger("beets.recommender")
+# Messages go through the plugin's own logger, ``self._log`` (beets' logger
+# ``beets.recommender``, which formats with ``str.format``: ``{}`` placeholders).
+# Do not create ``logging.getLogger("beets.recommender")`` here: a stdlib logger of
+# that name, made before beets makes its own, would take its place and fail to
+# format the ``{}`` messages ("--- Logging error ---").
 
 #: Flexible fields this plugin stores, with their beets types.
 FIELDS = {
@@ -122,7 +128,10 @@ def field_values(rec, ids, *, min_p: float | None = None, max_tags: int | None =
     dict
         ``{id: {field: value or None}}`` with the keys of :data:`FIELDS`;
         ``None`` means "unknown: remove the field".  ``recommender_bpm`` is
-        the measured tempo rounded to 0.1 BPM.
+        the measured tempo rounded to 0.1 BPM; the extra key ``bpm`` holds the
+        whole BPM for the built-in field, rounded once from the measured tempo
+        (:func:`recommender.recommend.writeback.bpm_value`, what ``recommender
+        tag`` writes: 150.543 -> 151).
 
     Raises
     ------
@@ -143,11 +152,11 @@ def field_values(rec, ids, *, min_p: float | None = None, max_tags: int | None =
     tempo = cat.descriptors(ids)["tempo_bpm"]
     out = {}
     for tid in ids:
-        t = tempo.get(tid)
-        bpm = round(float(t), 1) if t is not None and math.isfinite(float(t)) and float(t) > 0 else None
+        whole = writeback.bpm_value(tempo.get(tid))
         v = vals[tid]
         out[tid] = {
-            "recommender_bpm": bpm,
+            "bpm": whole,
+            "recommender_bpm": None if whole is None else round(float(tempo.get(tid)), 1),
             "recommender_key": v["key"][0] if v["key"] else None,
             "recommender_mood": ", ".join(v["mood"]) or None,
             "recommender_genre": ", ".join(v["genre"]) or None,
@@ -156,11 +165,28 @@ def field_values(rec, ids, *, min_p: float | None = None, max_tags: int | None =
     return out
 
 
-def _builtin_value(field: str, flex_value):
-    """The value of built-in ``field`` derived from the plugin's flexible field value."""
-    if flex_value is None:
-        return None
-    return round(flex_value) if field == "bpm" else flex_value
+def _builtin_value(field: str, values: dict):
+    """The value of built-in ``field`` from :func:`field_values`' ``values``."""
+    if field == "bpm":
+        if values.get("bpm") is not None:
+            return values["bpm"]
+        flex = values.get("recommender_bpm")  # values without "bpm": round the 0.1 BPM value once
+        return None if flex is None else math.floor(float(flex) + 0.5)
+    return values.get(_BUILTIN[field])
+
+
+def _is_ours(item, field: str) -> bool:
+    """Whether built-in ``field`` of ``item`` holds what this plugin set from its flexible field."""
+    flex = _BUILTIN[field]
+    if flex not in item or item.get(flex) is None:
+        return False
+    current = item.get(field)
+    if field == "bpm":  # set from the measured tempo, stored to 0.1 BPM: within half a BPM
+        try:
+            return abs(float(current) - float(item.get(flex))) <= 0.5 + 1e-9
+        except (TypeError, ValueError):
+            return False
+    return current == item.get(flex)
 
 
 def apply_fields(item, values: dict, *, overwrite: bool) -> bool:
@@ -170,13 +196,12 @@ def apply_fields(item, values: dict, *, overwrite: bool) -> bool:
     this plugin set last time, or with ``overwrite``.  The item is not stored.
     """
     changed = False
-    for field, flex in _BUILTIN.items():
-        new = _builtin_value(field, values.get(flex))
+    for field in _BUILTIN:
+        new = _builtin_value(field, values)
         if new is None:
             continue
         current = item.get(field)
-        ours = _builtin_value(field, item.get(flex)) if flex in item else None
-        if (overwrite or not current or (ours is not None and current == ours)) and current != new:
+        if (overwrite or not current or _is_ours(item, field)) and current != new:
             item[field] = new
             changed = True
     for field in FIELDS:
@@ -340,17 +365,38 @@ class RecommenderPlugin(BeetsPlugin):
         values = field_values(rec, sorted(set(ids.values())), min_p=min_p, max_tags=max_tags)
         overwrite = opts.overwrite if opts.overwrite is not None else self.config["overwrite"].get(bool)
         write = ui.should_write(opts.write)
-        changed = 0
+        changed = written = 0
         for it, _ in present:
             if it.id not in ids:
                 continue
-            if apply_fields(it, values[ids[it.id]], overwrite=overwrite):
-                changed += 1
-                if write:
-                    it.try_write()
+            dirty = apply_fields(it, values[ids[it.id]], overwrite=overwrite)
+            changed += dirty
+            # -w: write the file whenever its tags differ from the fields, not only on a change
+            if write and (dirty or self._file_differs(it)) and it.try_write():
+                written += 1
+                dirty = True  # try_write updated the item's mtime
+            if dirty:
                 it.store()
         ui.print_(f"recanalyze: index {rec.index_dir}: {report}")
-        ui.print_(f"recanalyze: {len(ids)} of {len(items)} items analysed, fields changed on {changed}")
+        line = f"recanalyze: {len(ids)} of {len(items)} items analysed, fields changed on {changed}"
+        ui.print_(line + (f", files written {written}" if write else ""))
+
+    def _file_differs(self, item) -> bool:
+        """Whether the file's ``bpm`` / ``initial_key`` tags differ from the item's (True when unreadable)."""
+        from mediafile import MediaFile, UnreadableFileError
+
+        try:
+            mf = MediaFile(os.fsdecode(item.path))
+        except (UnreadableFileError, OSError) as e:
+            self._log.debug("{}: tags not read: {}", displayable_path(item.path), e)
+            return True
+        for field in _BUILTIN:
+            want = item.get(field)
+            if want in (None, "", 0):  # beets writes nothing for an empty field
+                continue
+            if getattr(mf, field, None) != want:
+                return True
+        return False
 
     def cmd_similar(self, lib, opts, args):
         """Print the items most similar to the seed."""

@@ -106,6 +106,7 @@ def test_plugin_loads_from_the_beetsplug_namespace(beets_lib):
 
 def test_recanalyze_stores_the_analysis_as_beets_fields(beets_lib):
     from beetsplug.recommender import beets_key, field_values
+    from recommender.recommend import writeback
 
     b, paths, out = beets_lib
     assert "8 of 8 items analysed" in out.stdout, out.stdout + out.stderr
@@ -115,11 +116,13 @@ def test_recanalyze_stores_the_analysis_as_beets_fields(beets_lib):
     assert sorted(fields) == paths
     desc = rec.catalog.descriptors()
     expected = field_values(rec, list(rec.tracks().index))
+    want_bpm = {t: int(v["bpm"][0]) for t, v in writeback.track_values(rec.catalog, list(expected)).items()}
     for p, f in fields.items():
         tid = rec.resolve(p)
         assert tid is not None and int(f["recommender_id"]) == tid
         tempo, key, mode = desc.loc[tid, "tempo_bpm"], desc.loc[tid, "key"], desc.loc[tid, "mode"]
         assert int(f["bpm"]) == round(tempo), (p, f, tempo)
+        assert int(f["bpm"]) == want_bpm[tid] == expected[tid]["bpm"]  # what `recommender tag` writes
         assert float(f["recommender_bpm"]) == pytest.approx(tempo, abs=0.051)
         assert f["initial_key"] == f["recommender_key"] == beets_key(key, mode)
         want = expected[tid]
@@ -146,12 +149,59 @@ def test_fields_are_in_the_database_only_unless_write_is_asked(beets_lib, tmp_pa
     shutil.copy(src, dst)
     b2 = Beets(tmp_path / "home")
     b2.run("import", "-A", "-q", str(music))
-    b2.run("recanalyze", "-q", "-w")
+    out = b2.run("recanalyze", "-q").stdout  # database only
+    assert "fields changed on 1" in out and "files written" not in out
+    assert "bpm" not in mutagen.File(dst).tags
+    # -w (with or without --overwrite) writes the file although the fields do not change
+    out = b2.run("recanalyze", "-q", "-w", "--overwrite").stdout
+    assert "fields changed on 0, files written 1" in out, out
     tags = mutagen.File(dst).tags
     (line,) = b2.lines("ls", "-f", "$bpm\t$initial_key")
     bpm, key = line.split("\t")
     assert tags["bpm"] == [bpm] and bpm == "128"
     assert tags["initialkey"] == [key]
+    # the file now agrees with the database: nothing to write
+    assert "fields changed on 0, files written 0" in b2.run("recanalyze", "-q", "-w").stdout
+    # a tag changed in the file behind beets' back is written again
+    f = mutagen.File(dst)
+    f["bpm"] = "90"
+    f.save()
+    assert "files written 1" in b2.run("recanalyze", "-q", "-w").stdout
+    assert mutagen.File(dst).tags["bpm"] == ["128"]
+
+
+def test_bpm_is_rounded_once_like_recommender_tag():
+    from beetsplug.recommender import apply_fields
+    from recommender.recommend import writeback
+
+    assert writeback.bpm_value(150.543) == 151 and writeback.bpm_value(150.46) == 150
+    assert writeback.bpm_value(float("nan")) is None and writeback.bpm_value(0) is None
+    values = {"bpm": 151, "recommender_bpm": 150.5, "recommender_key": "Am", "recommender_id": 3}
+    item = {}
+    assert apply_fields(item, values, overwrite=False)
+    assert item["bpm"] == 151 and item["recommender_bpm"] == 150.5 and item["initial_key"] == "Am"
+    # a re-analysis with a new tempo replaces the bpm this plugin set (not one set by hand)
+    assert apply_fields(item, {**values, "bpm": 149, "recommender_bpm": 149.2}, overwrite=False)
+    assert item["bpm"] == 149
+    item["bpm"] = 99
+    apply_fields(item, {**values, "bpm": 140, "recommender_bpm": 140.0}, overwrite=False)
+    assert item["bpm"] == 99
+
+
+def test_warnings_are_formatted_by_beets_logger(tmp_path):
+    music = tmp_path / "m"
+    paths = sorted(make_demo_collection(music, per_style=1, duration_s=4.0))
+    b = Beets(tmp_path / "home")
+    b.run("import", "-A", "-q", str(music))
+    gone, broken = paths[0], paths[1]
+    os.remove(gone)  # deleted after the import
+    with open(broken, "wb") as f:  # no longer audio: analysis fails
+        f.write(b"not audio at all" * 64)
+    r = b.run("recanalyze", "-q")
+    assert "Logging error" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert f"{gone}: file not found, skipped" in r.stderr, r.stderr
+    assert f"{broken}: not analysed: " in r.stderr, r.stderr
+    assert f"{len(paths) - 2} of {len(paths)} items analysed" in r.stdout
 
 
 def test_beets_queries_use_the_fields(beets_lib):

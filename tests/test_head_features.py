@@ -16,12 +16,12 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from recommender.errors import ModelError, ParameterError  # noqa: E402
-from recommender.learn import _linear as linear  # noqa: E402
-from recommender.learn import features as hf  # noqa: E402
-from recommender.learn.datasets import load_folder, split_dataset  # noqa: E402
+from test_training import CLASSES, SR, synth
 
-from test_training import CLASSES, SR, synth  # noqa: E402
+from recommender.errors import ModelError, ParameterError
+from recommender.learn import _linear as linear
+from recommender.learn import features as hf
+from recommender.learn.datasets import load_folder, split_dataset
 
 PER_CLASS = 7
 
@@ -96,7 +96,7 @@ def test_fit_linear_with_calibration_uses_grouped_cv_on_training_rows_only():
     X = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(1.5, 1, (20, 5))])
     y = np.repeat([0, 1], 20)
     tracks = np.arange(40)
-    scaler, lr, C, hist = linear.fit_linear(X, y, tracks, tracks, n_classes=2, C=None, class_weight="balanced",
+    _, _, C, hist = linear.fit_linear(X, y, tracks, tracks, n_classes=2, C=None, class_weight="balanced",
                                             random_state=0, calibrate=True, grid=linear.C_GRID_TRACK)
     assert C in linear.C_GRID_TRACK and len(hist["val_loss"]) == len(linear.C_GRID_TRACK)
     assert hist["temperature"] in (1.0, *linear.T_GRID)
@@ -121,7 +121,8 @@ def test_track_level_head_saves_plain_arrays_and_loads_to_identical_predictions(
     from recommender.learn.classifier import load_classifier
 
     d = fitted.save(tmp_path / "m")
-    meta = json.load(open(os.path.join(d, "model.json")))
+    with open(os.path.join(d, "model.json")) as fh:
+        meta = json.load(fh)
     assert meta["mode"] == "head" and meta["weights_file"] == "model.npz"
     assert meta["head_recipe"]["name"] == "summary-all" and meta["params"]["head_features"] == "summary-all"
     assert [n["name"] for n in meta["head_networks"]] == ["msd-musicnn", "mtt-musicnn"]
@@ -133,9 +134,13 @@ def test_track_level_head_saves_plain_arrays_and_loads_to_identical_predictions(
     assert list(back.predict(test)) == list(fitted.predict(test))
 
 
-def test_track_level_head_cannot_back_an_index_and_says_what_to_do(fitted):
+def test_track_level_head_cannot_back_an_index_and_says_what_to_do(fitted, tmp_path):
+    from recommender.models import load_model
+
     with pytest.raises(ModelError, match="predict MODEL FILES.*head_features='embedding'"):
         fitted.tag_model()
+    with pytest.raises(ModelError):  # what `index --model` / `classify --model` load
+        load_model(fitted.save(tmp_path / "m"))
 
 
 def test_a_track_level_head_from_other_network_weights_is_refused(fitted, tmp_path):

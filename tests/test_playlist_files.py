@@ -368,3 +368,24 @@ def test_cli_map_clusters_write_one_playlist_per_cluster(odd_index, tmp_path, ca
     out = _cli(capsys, ["map", "--index", idx, "--out", str(tmp_path / "m2.png"), "--clusters", "9"], 2)
     assert "k=9" in out.err
     shutil.rmtree(pl)
+
+
+def test_cue_rows_name_their_audio_file_and_hash_names_are_not_comments(tmp_path):
+    """A catalog row of a CUE track (path "<audio>#t=s,e", source_path set) points players at the
+    audio file; a relative path starting with '#' is written as './#…' (not an M3U comment)."""
+    audio = tmp_path / "album.flac"
+    audio.write_bytes(b"x")
+    hashed = tmp_path / "#1 hit.ogg"
+    hashed.write_bytes(b"y")
+    rows = [{"path": f"{audio}#t=25,55", "source_path": str(audio), "start_s": 25.0, "end_s": 55.0,
+             "title": "Two"},
+            {"path": str(hashed), "title": "Hit"}]
+    write_m3u8(tmp_path / "a.m3u8", rows, relative_to=tmp_path)
+    lines = [ln for ln in (tmp_path / "a.m3u8").read_text().splitlines() if ln and not ln.startswith("#EXT")]
+    assert lines == ["album.flac", "./#1 hit.ogg"]
+    got = read_m3u8(tmp_path / "a.m3u8")
+    assert [os.path.basename(e["path"]) for e in got] == ["album.flac", "#1 hit.ogg"]
+    assert (got[0]["start_s"], got[0]["end_s"]) == (25.0, 55.0)
+    write_xspf(tmp_path / "a.xspf", rows)
+    got = read_xspf(tmp_path / "a.xspf")
+    assert got[0]["path"] == str(audio) and os.path.exists(got[0]["path"])

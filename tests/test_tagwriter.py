@@ -318,6 +318,14 @@ def test_dry_run_changes_nothing_then_write_then_reindex_analyses_nothing(lib):
     assert again.n_changes == 0 and {c["action"] for c in again.changes} == {"same"}
     up = rec.update([music], progress=False)  # the catalog knows the new sizes: nothing is re-analysed
     assert (up.added, up.updated, up.unchanged) == (0, 0, len(files))
+    from recommender.io.collection import content_hash
+
+    for p in files:  # ... and the new content hash: a tagged file that moves is recognised, bans by hash hold
+        assert rec.catalog.track(rec.resolve(p))["content_hash"] == content_hash(p)
+    moved = os.path.join(os.path.dirname(files[0]), "moved-" + os.path.basename(files[0]))
+    os.rename(files[0], moved)
+    up = rec.update([music], progress=False)
+    assert (up.moved, up.added, up.removed) == (1, 0, 0)
 
 
 def test_existing_values_are_kept_unless_overwrite_and_undo_restores_them(lib):
@@ -414,3 +422,56 @@ def test_cli_dry_run_json_write_and_undo(lib, capsys):
     assert read_fields(path)["bpm"] == []
     assert main(["tag", os.path.join(music, "missing.mp3"), "--index", rec.index_dir]) == 1
     assert "missing.mp3: no such file" in capsys.readouterr().err
+
+
+CUE_SHEET = """PERFORMER "Tux"
+TITLE "Two Tracks"
+FILE "album.flac" WAVE
+  TRACK 01 AUDIO
+    TITLE "One"
+    INDEX 01 00:00:00
+  TRACK 02 AUDIO
+    TITLE "Two"
+    INDEX 01 00:05:00
+"""
+
+
+def test_cue_tracks_are_not_tagged_a_note_per_album_and_no_error(tmp_path, capsys):
+    from recommender import Recommender
+    from recommender.cli import main
+    from recommender.io.cuesheet import source_of_key
+
+    music = tmp_path / "music"
+    (music / "cue").mkdir(parents=True)
+    x = _signal(10.0)
+    album = str(music / "cue" / "album.flac")
+    sf.write(album, x, SR)
+    (music / "cue" / "album.cue").write_text(CUE_SHEET, encoding="utf-8")
+    single = str(music / "single.flac")
+    sf.write(single, x[: SR * 5], SR)
+    rec = Recommender(str(tmp_path / "idx"))
+    rep = rec.update([str(music)], progress=False)
+    assert (rep.added, rep.failed) == (3, 0)
+    cue_paths = [p for p in rec.tracks()["path"] if source_of_key(p) == album]
+    assert len(cue_paths) == 2
+    data = open(album, "rb").read()
+    note = "part of a CUE album: its audio file holds 2 tracks, not tagged"
+    # the folder, the album folder, the audio file itself, one cue track's catalog path: never written
+    for arg in ([str(music)], [str(music / "cue")], [album], [cue_paths[1]]):
+        for write in (False, True):
+            r = rec.write_tags(arg, write=write, min_p=0.0)
+            assert not r.errors, (arg, r.errors)
+            assert r.notes == [{"path": album, "reason": note}], arg
+            assert all(c["path"] == single for c in r.changes)
+            assert open(album, "rb").read() == data
+    assert read_fields(single)["bpm"]  # the ordinary file in the folder was tagged
+    with open(os.path.join(rec.index_dir, writeback.UNDO_LOG)) as fh:
+        assert {e["path"] for e in json.load(fh)["entries"]} == {single}
+    for extra in ([], ["--write"]):
+        assert main(["tag", str(music / "cue"), "--index", rec.index_dir, *extra]) == 0
+        out = capsys.readouterr()
+        assert f"album.flac: {note}" in out.out and "vanished" not in out.out + out.err and not out.err
+    assert main(["tag", str(music / "cue"), "--index", rec.index_dir, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == [{"path": album, "reason": note}]
+    assert open(album, "rb").read() == data
+    rec.close()

@@ -3,7 +3,9 @@
 Shows what it would change unless ``--write``; ``--undo`` puts back what an
 earlier ``--write`` changed (see :mod:`recommender.recommend.writeback`).
 Exit status 0, or 1 when some files could not be read or written (listed on
-stderr, the others done).
+stderr, the others done).  Tracks of a CUE album are not tagged (their one
+audio file holds several tracks): a note per album says so, and it is not an
+error.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ def cmd_tag(args) -> int:
                             fields=args.fields, min_p=args.min_p)
     if args.json:
         print_json({"dry_run": report.dry_run, "written": report.written, "changes": report.changes,
-                    "errors": report.errors})
+                    "errors": report.errors, "notes": report.notes})
     else:
         _print_report(report, args)
+        for e in report.notes:
+            print(f"note: {display(e['path'])}: {e['reason']}")
     for e in report.errors:
         print(f"error: {display(e['path'])}: {e['reason']}", file=sys.stderr)
     return 1 if report.errors else 0
@@ -86,7 +90,9 @@ def add_commands(sub) -> None:
         help="write BPM, key, mood and genre from the index into the files' own tags",
         description="Write the analysis of indexed files into their tags (ID3v2.4 for MP3 / WAV / AIFF, "
         "Vorbis comments for FLAC / Ogg / Opus, MP4 atoms for M4A). Without --write it only shows "
-        f"what would change. Every change written is recorded in INDEX/{UNDO_LOG} for --undo.",
+        f"what would change. Every change written is recorded in INDEX/{UNDO_LOG} for --undo. "
+        "Tracks of a CUE album are not tagged (one audio file holds several tracks): a note per album "
+        "says so; it is not an error.",
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="indexed files or folders (with --undo: limit to these)")
     p.add_argument("--index", default="indexes/default", help="index directory (default indexes/default)")

@@ -124,9 +124,11 @@ def _display_name(row) -> str:
 
 
 def _path(row) -> str:
+    """The file a player opens for ``row``: its ``source_path`` when set (a CUE
+    track, whose catalog ``path`` is ``"<audio>#t=start,end"``), else ``path``."""
     try:
-        p = row["path"]
-    except (KeyError, TypeError):
+        p = row.get("source_path") or row["path"]
+    except (KeyError, TypeError, AttributeError):
         raise ParameterError(f"playlist row {row!r}: has no 'path'") from None
     if isinstance(p, bytes):
         p = os.fsdecode(p)
@@ -248,6 +250,8 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
                 p = os.path.relpath(p, base)
             except ValueError:  # another drive (Windows): only an absolute path reaches it
                 pass
+            if p.startswith("#"):  # a line starting with '#' is a comment to every M3U reader
+                p = os.path.join(os.curdir, p)
         lines.append(os.fsencode(p))
     return b"\n".join(lines) + b"\n"
 

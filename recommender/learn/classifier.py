@@ -16,6 +16,10 @@
     and the index sees exactly what ``predict_proba`` sees.  A logistic
     regression rather than a Keras dense head: deterministic, nothing to
     early-stop, seconds to fit on precomputed embeddings.
+    ``head_features="summary-all"`` learns instead from each track's mean and
+    spread over patches of the ``pool`` and ``penultimate`` layers of both
+    shipped networks, with calibrated probabilities (track-level: predicts
+    files, cannot back an index; see :mod:`recommender.learn.features`).
 ``"finetune"``
     The whole pretrained network with a new ``class_logits`` layer, trained
     on log-mel patches; the body learns ``body_lr_ratio`` (0.1) times slower

@@ -442,6 +442,9 @@ def load_tag_model(path) -> TrainedTagModel:
     meta, wpath = read_sidecar(d)
     if meta["mode"] == "classical":
         raise ModelError(d, CLASSICAL_NO_PATCHES)
+    if meta.get("weights_file") == NPZ_FILE:
+        raise ModelError(d, "a track-level head (head_features=...) predicts whole files; it cannot back an "
+                            "index or classify: use `recommender predict`, or train with head_features='embedding'")
     model = load_keras(wpath, meta)
     task = meta.get("task", "classify")
     info = tag_metadata(meta["classes"], meta.get("embedding_dim"), meta["mode"], task)

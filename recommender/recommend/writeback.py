@@ -41,6 +41,12 @@ drops); ``undo=True`` puts the old values back where the file still holds
 what was written (``overwrite`` restores even fields changed since).  After
 a file is written its new size and modification time are stored in the
 catalog, so the next ``recommender index`` does not analyse it again.
+
+Tracks of a CUE album (catalog paths ``<audio file>#t=start,end``, see
+:func:`recommender.io.cuesheet.source_of_key`) are never tagged: their one
+audio file holds several tracks, and a file has one set of tags.  They are
+reported once per album in :attr:`TagReport.notes` ("part of a CUE album:
+its audio file holds N tracks, not tagged"), which are not errors.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from ..analysis.profiles import tag_group
 from ..errors import CatalogError
 from ..io import tagwriter
 from ..io.collection import display_path
+from ..io.cuesheet import source_of_key
 
 __all__ = [
     "FIELDS",
@@ -69,6 +76,7 @@ __all__ = [
     "WRITE_MIN_P",
     "WRITE_RELATIVE",
     "TagReport",
+    "bpm_value",
     "key_notation",
     "tag_spelling",
     "track_values",
@@ -103,6 +111,18 @@ def key_notation(key, mode) -> str | None:
     if not isinstance(key, str) or not key.strip():
         return None
     return key.strip() + ("m" if str(mode).strip().lower() == "minor" else "")
+
+
+def bpm_value(tempo) -> int | None:
+    """The ``bpm`` written for a measured tempo: rounded once to a whole BPM (150.543 -> 151);
+    ``None`` for an unknown, non-finite or non-positive tempo."""
+    try:
+        t = float(tempo)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(t) or t <= 0:
+        return None
+    return round(t)
 
 
 def tag_spelling(tag: str) -> str:
@@ -154,9 +174,9 @@ def track_values(cat, ids, *, fields=FIELDS, min_p: float = WRITE_MIN_P,
         for i in ids:
             if i not in d.index:
                 continue
-            bpm = d.at[i, "tempo_bpm"]
-            if "bpm" in fields and bpm is not None and math.isfinite(float(bpm)) and float(bpm) > 0:
-                out[i]["bpm"] = [str(int(round(float(bpm))))]
+            bpm = bpm_value(d.at[i, "tempo_bpm"])
+            if "bpm" in fields and bpm is not None:
+                out[i]["bpm"] = [str(bpm)]
             k = key_notation(d.at[i, "key"], d.at[i, "mode"])
             if "key" in fields and k:
                 out[i]["key"] = [k]
@@ -188,6 +208,10 @@ class TagReport:
         ``'skip'`` (undo: changed since; the note says so).
     errors : list of dict
         ``path`` and ``reason`` of files not changed; the others were done.
+    notes : list of dict
+        ``path`` and ``reason`` of files deliberately left alone, not errors:
+        the audio file of a CUE album (one per album, whatever the number of
+        its tracks chosen).
     written : int
         Files written (0 in a dry run).
     dry_run : bool
@@ -195,6 +219,7 @@ class TagReport:
 
     changes: list = dataclasses.field(default_factory=list)
     errors: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
     written: int = 0
     dry_run: bool = True
 
@@ -211,10 +236,22 @@ class TagReport:
 
 
 # --------------------------------------------------------------------------- paths
-def _select(cat, paths) -> tuple[list, list]:
-    """``([(id, stored path)], [(path, reason)])`` for files and folders ``paths``."""
+def _cue_note(source: str, n_tracks: int) -> dict:
+    return {"path": source,
+            "reason": f"part of a CUE album: its audio file holds {n_tracks} tracks, not tagged"}
+
+
+def _select(cat, paths) -> tuple[list, list, list]:
+    """``([(id, stored path)], [error], [note])`` for files and folders ``paths``.
+
+    CUE tracks are left out with one note per album (their audio file)."""
     tr = cat.tracks(columns=["path"])
     stored = {p: int(i) for i, p in zip(tr.index, tr["path"])}
+    cue_tracks: dict = {}  # audio file -> number of its cue tracks in the catalog
+    for s in stored:
+        src = source_of_key(s)
+        if src is not None:
+            cue_tracks[src] = cue_tracks.get(src, 0) + 1
     chosen: dict = {}
     errors = []
     for arg in paths:
@@ -229,13 +266,25 @@ def _select(cat, paths) -> tuple[list, list]:
             chosen.update({i: s for i, s in hits})
             continue
         hit = next((c for c in cands if c in stored), None)
+        if hit is None and any(c in cue_tracks for c in cands):
+            hit = next(c for c in cands if c in cue_tracks)  # the audio file of a CUE album
+            chosen.update({i: s for s, i in stored.items() if source_of_key(s) == hit})
+            continue
         if hit is None:
             reason = "not in the index (run `recommender index` on it first)" if os.path.exists(p) else \
                 "no such file"
             errors.append({"path": arg, "reason": reason})
         else:
             chosen[stored[hit]] = hit
-    return sorted(((i, s) for i, s in chosen.items()), key=lambda x: x[1]), errors
+    selected, notes, noted = [], [], set()
+    for i, s in sorted(chosen.items(), key=lambda x: x[1]):
+        src = source_of_key(s)
+        if src is None:
+            selected.append((i, s))
+        elif src not in noted:
+            noted.add(src)
+            notes.append(_cue_note(src, cue_tracks[src]))
+    return selected, errors, notes
 
 
 # --------------------------------------------------------------------------- undo log
@@ -281,15 +330,20 @@ def _decide(path, tid, current: dict, wanted: dict, overwrite: bool) -> list:
 
 
 def _refresh(cat, path) -> None:
-    """Store the file's new size and mtime so re-indexing does not analyse it again."""
+    """Store the file's new size, mtime and content hash so re-indexing does not analyse it
+    again and a later move of the file (or a ban by content) still recognises it."""
     if cat is None:
         return
     row = cat.track_by_path(path)
     if row is None:
         return
+    from ..io.collection import content_hash
+
     st = os.stat(path)
-    # same path: only size / mtime change; vectors and FAISS files stay valid
-    cat.move_track(int(row["id"]), new_path=path, size=int(st.st_size), mtime_ns=int(st.st_mtime_ns))
+    # same path: size, mtime and content hash change (so moves and bans by hash keep working);
+    # vectors and FAISS files stay valid
+    cat.move_track(int(row["id"]), new_path=path, size=int(st.st_size), mtime_ns=int(st.st_mtime_ns),
+                   content_hash=content_hash(path, size=int(st.st_size)))
 
 
 def _write_batch(index_dir, log: list, batch: list, report: TagReport, cat) -> None:
@@ -450,7 +504,8 @@ def write_tags(rec, paths=(), *, write: bool = False, overwrite: bool = False, u
     TagReport
         One file that cannot be read or written (read-only, vanished, a tag
         in the wrong encoding, a full disk) is listed in ``errors`` and left
-        as it was; the others are done.
+        as it was; the others are done.  CUE tracks are not tagged (their
+        audio file holds several tracks): one entry per album in ``notes``.
 
     Raises
     ------
@@ -471,11 +526,11 @@ def write_tags(rec, paths=(), *, write: bool = False, overwrite: bool = False, u
         _undo(rec, list(paths), fields, overwrite=overwrite, write=write, report=report)
         return report
     cat = rec.catalog
-    selected, report.errors = _select(cat, paths)
+    selected, report.errors, report.notes = _select(cat, paths)
     values = track_values(cat, [i for i, _ in selected], fields=fields, min_p=min_p, max_values=max_values)
     _apply(rec, selected, values, overwrite=overwrite, write=write, report=report)
     logger.info("tags: %d field(s) %s in %d file(s), %d error(s)", report.n_changes,
                 "written" if write else "to write", report.written, len(report.errors))
-    for e in report.errors:
+    for e in report.notes + report.errors:
         logger.info("not tagged %s: %s", display_path(e["path"]), e["reason"])
     return report

@@ -452,13 +452,12 @@ class Catalog(_TrackRows, SQLiteDatabase):
             self._changed = self._vectors_changed = True
         return int(tid)
 
-    def move_track(self, track_id, *, new_path, size, mtime_ns, source_path=...) -> None:
-        """Record that a track's file moved (recognised by its content hash).
+    def move_track(self, track_id, *, new_path, size, mtime_ns, source_path=..., content_hash=...) -> None:
+        """Record that a track's file moved (recognised by its content hash), or that
+        its tags were rewritten (same path; new size, mtime and ``content_hash``).
 
-        The id, vectors and analysis are kept; ``vectors_generation`` is not
-        bumped, so FAISS files stay valid.  ``source_path``, when given, is
-        the new audio file of a cue track (``None`` for a whole file); left
-        as it is when not given.
+        Id, vectors and analysis are kept (``vectors_generation`` is not bumped); ``source_path``
+        (a cue track's audio file) and ``content_hash`` are left as they are when not given.
 
         Raises
         ------
@@ -470,6 +469,9 @@ class Catalog(_TrackRows, SQLiteDatabase):
         new_path = path_param(new_path)
         set_source = "" if source_path is ... else ", source_path=?"
         source = () if source_path is ... else (None if source_path is None else path_param(source_path),)
+        if content_hash is not ...:
+            set_source += ", content_hash=?"
+            source += (content_hash,)
         with self._write() as conn:
             other = conn.execute("SELECT id FROM tracks WHERE path=?", (new_path,)).fetchone()
             if other is not None and other[0] != int(track_id):
