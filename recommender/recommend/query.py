@@ -287,10 +287,35 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     return rows
 
 
+def _ties_by_path(rows) -> list:
+    """``rows`` with each run of exactly equal scores ordered by path (byte-identical copies
+    score the same; FAISS would order them by track id, which depends on indexing order):
+    the same collection gives the same answers whatever order it was indexed in."""
+    pos = RESULT_COLUMNS.index("score")
+    path = RESULT_COLUMNS.index("path")
+    out, i = [], 0
+    rows = list(rows)
+    while i < len(rows):
+        j = i + 1
+        while j < len(rows) and _score(rows[j], pos) == _score(rows[i], pos):
+            j += 1
+        out.extend(rows[i:j] if j - i == 1 else sorted(rows[i:j], key=lambda r: os.fsencode(_field(r, path, "path"))))
+        i = j
+    return out
+
+
+def _field(row, i, name):
+    return row[name] if isinstance(row, dict) else row[i]
+
+
+def _score(row, i):
+    return _field(row, i, "score")
+
+
 def to_frame(rows, descriptors=None) -> pd.DataFrame:
     """Result rows as the frame ``similar`` returns: ``rank`` + :data:`RESULT_COLUMNS`,
     plus ``tempo_bpm, key, mode`` when any result has stored descriptors."""
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    df = pd.DataFrame(_ties_by_path(rows), columns=RESULT_COLUMNS)
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     if len(df) and descriptors is not None and descriptors.index.isin(df["id"]).any():
         for col in ("tempo_bpm", "key", "mode"):
