@@ -84,14 +84,15 @@ def write_m3u(path, rows, *, relative_to=None) -> None:
 
 
 #: Catalog fields a playlist file uses that result frames do not carry.
-_PLAYLIST_FIELDS = ("artist", "title", "album", "duration_s", "start_s", "end_s")
+_PLAYLIST_FIELDS = ("artist", "title", "album", "duration_s", "start_s", "end_s", "source_path")
 
 
 def playlist_rows(rec, rows) -> list[dict]:
     """``rows`` (dicts with ``id``) completed from the catalog with what a playlist file shows.
 
     Adds ``album``, ``duration_s`` and, for a track that is a part of a file
-    (a CUE album), ``start_s``/``end_s``; values already in a row are kept.
+    (a CUE album), ``start_s``/``end_s`` and ``source_path`` (the file the
+    playlist writers name); values already in a row are kept.
     """
     out = []
     for r in rows:
@@ -102,8 +103,6 @@ def playlist_rows(rec, rows) -> list[dict]:
             for k in _PLAYLIST_FIELDS:
                 if full.get(k) is None and track.get(k) is not None:
                     full[k] = track[k]
-            if track.get("source_path"):  # a CUE track: the player opens the audio file
-                full["path"] = track["source_path"]
         out.append(full)
     return out
 

@@ -176,6 +176,16 @@ def evaluate_classifier(clf, dataset, *, split="test") -> dict:
     }
 
 
+def write_report_json(report, out_dir) -> dict:
+    """Create ``out_dir`` and write ``report.json`` into it atomically (NumPy values
+    converted); returns ``{"json": path}``, to which report writers add their figures."""
+    d = os.path.abspath(os.fspath(out_dir))
+    os.makedirs(d, exist_ok=True)
+    p = os.path.join(d, "report.json")
+    atomic_write_text(p, json.dumps(report, indent=1, default=json_default))
+    return {"json": p}
+
+
 def write_report(report, out_dir) -> dict:
     """Write ``report.json``, ``confusion_track.png``, ``confusion_patch.png`` and
     ``training_curves.png`` (when there is a history) into ``out_dir``.
@@ -198,11 +208,7 @@ def write_report(report, out_dir) -> dict:
     from ..viz import training as figures
 
     d = os.path.abspath(os.fspath(out_dir))
-    os.makedirs(d, exist_ok=True)
-    written = {}
-    p = os.path.join(d, "report.json")
-    atomic_write_text(p, json.dumps(report, indent=1, default=json_default))
-    written["json"] = p
+    written = write_report_json(report, d)
     for level in ("track", "patch"):
         if report.get(f"per_{level}"):
             p = os.path.join(d, f"confusion_{level}.png")

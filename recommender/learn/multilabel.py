@@ -367,14 +367,10 @@ def evaluate_multilabel(model, dataset, *, split="test") -> dict:
 
 def write_multilabel_report(report, folder) -> dict:
     """``report.json``, ``roc.png`` and ``precision_recall.png`` (one curve per label)."""
-    import json
-
-    from .._utils import atomic_write_text, json_default
     from ..viz import regression as figs
+    from .evaluate import write_report_json
 
-    os.makedirs(folder, exist_ok=True)
-    written = {"json": os.path.join(folder, "report.json")}
-    atomic_write_text(written["json"], json.dumps(report, indent=1, default=json_default))
+    written = write_report_json(report, folder)
     if report.get("n_test"):
         for kind, fn in (("roc", figs.roc_curves), ("precision_recall", figs.pr_curves)):
             p = os.path.join(folder, f"{kind}.png")

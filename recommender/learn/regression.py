@@ -377,14 +377,10 @@ def evaluate_regression(model, dataset, *, split="test", tempo_baseline=True) ->
 
 def write_regression_report(report, folder) -> dict:
     """``report.json`` and, per target, ``scatter_<target>.png`` and ``residuals_<target>.png``."""
-    import json
-
-    from .._utils import atomic_write_text, json_default
     from ..viz import regression as figs
+    from .evaluate import write_report_json
 
-    os.makedirs(folder, exist_ok=True)
-    written = {"json": os.path.join(folder, "report.json")}
-    atomic_write_text(written["json"], json.dumps(report, indent=1, default=json_default))
+    written = write_report_json(report, folder)
     if report.get("n_test"):
         for t in report["targets"]:
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in t)
