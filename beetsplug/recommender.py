@@ -14,6 +14,17 @@ namespace; install with ``pip install "recommender[beets]"``).  Commands:
 ``beet radio QUERY [-n N]``
     A radio playlist around the first item matching ``QUERY``.
 
+CUE albums (one audio file + a ``.cue`` sheet beside it): beets sees one item
+for the file; ``recanalyze`` indexes it as ``recommender index`` does, one
+index track per cue track (counted in its summary as a CUE album item), and
+stores no fields on that item (one item holds no single tempo or key; use
+``recommender tag``'s note and the index for the tracks).  As a seed of
+``similar`` / ``radio`` such an item stands for its first cue track
+(``-t N`` / ``--track N``: its track N).  A cue track in the answers is
+printed as its album's item followed by ``[cue track N/M: title]``; with
+``-p`` as its index path ``<audio file>#t=<start>,<end>`` (seconds, W3C
+Media Fragments, as ``recommender similar`` prints it).
+
 Fields stored on items (database only; written into the files only with
 ``-w``/``--write`` or ``import.write: yes``, for the fields files carry; with
 ``-w`` every analysed item's file whose ``bpm`` / ``initial_key`` tags differ
@@ -273,14 +284,34 @@ class RecommenderPlugin(BeetsPlugin):
         return rec
 
     @staticmethod
-    def _seed(lib, rec, args):
-        """The first item matching ``args`` and its track id in ``rec``."""
+    def _cue_tracks(rec, path: str) -> list:
+        """Track ids of the CUE album whose audio file is ``path``, in track order; ``[]`` if it is none."""
+        tr = rec.tracks()
+        if not len(tr) or "source_path" not in tr:
+            return []
+        rows = tr[tr["source_path"] == path]
+        return [int(t) for t in rows.sort_values("start_s").index]
+
+    def _seed(self, lib, rec, args, track=None):
+        """The first item matching ``args`` and its track id in ``rec`` (a CUE album item: its
+        cue track ``track``, default 1)."""
         if not args:
             raise ui.UserError("give a query for the seed item (the first matching item is used)")
         item = next(iter(lib.items(args)), None)
         if item is None:
             raise ui.UserError(f"no item matches the query {' '.join(args)!r}")
-        tid = rec.resolve(os.fsdecode(item.path))
+        path = os.fsdecode(item.path)
+        tid = rec.resolve(path)
+        cue = self._cue_tracks(rec, path) if tid is None else []
+        if track is not None and not cue:
+            raise ui.UserError(f"--track {track}: {displayable_path(item.path)} is not a CUE album in the index")
+        if cue:
+            n = track or 1
+            if not 1 <= n <= len(cue):
+                raise ui.UserError(f"--track {n}: {displayable_path(item.path)} is a CUE album of {len(cue)} tracks")
+            self._log.info("{}: a CUE album of {} tracks; the seed is its track {}", displayable_path(item.path),
+                           len(cue), n)
+            tid = cue[n - 1]
         if tid is None:
             raise ui.UserError(
                 f"{displayable_path(item.path)}: not in the recommender index {rec.index_dir}: "
@@ -289,17 +320,42 @@ class RecommenderPlugin(BeetsPlugin):
         return item, tid
 
     @staticmethod
-    def _library_ids(lib, rec) -> tuple[dict, list]:
-        """``({track id: item id})`` for index tracks that are library items, and the ids that are not."""
+    def _library_ids(lib, rec) -> tuple[dict, list, dict]:
+        """``({track id: item id}, [ids of tracks that are no library item], {track id: cue row})``:
+        a cue track belongs to the item of its audio file; the cue rows are the tracks'
+        ``path`` (``<audio>#t=<start>,<end>``), ``title``, number and count in their album."""
         by_path = {os.fsdecode(it.path): it.id for it in lib.items()}
-        inside, outside = {}, []
-        paths = rec.tracks()["path"]  # index = track id
-        for tid, p in paths.items():
+        inside, outside, cue = {}, [], {}
+        tr = rec.tracks()  # index = track id
+        sources = tr.get("source_path", {})
+        albums: dict = {}
+        for tid, p in tr["path"].items():
+            src = sources.get(tid)
+            src = src if isinstance(src, str) and src else None
             if p in by_path:
                 inside[int(tid)] = by_path[p]
+            elif src is not None and src in by_path:
+                inside[int(tid)] = by_path[src]
+                albums.setdefault(src, []).append((float(tr.at[tid, "start_s"]), int(tid)))
             else:
                 outside.append(int(tid))
-        return inside, outside
+        for tracks in albums.values():
+            for n, (_, tid) in enumerate(sorted(tracks), 1):
+                cue[tid] = {"path": tr.at[tid, "path"], "title": tr.at[tid, "title"], "number": n,
+                            "of": len(tracks)}
+        return inside, outside, cue
+
+    @staticmethod
+    def _line(lib, tid: int, inside: dict, cue: dict, opts) -> str:
+        """One output line: the item as beets formats it; a cue track as its media-fragment path
+        with ``-p``, else the item followed by ``[cue track N/M: title]``."""
+        row = cue.get(tid)
+        if row is None:
+            return format(lib.get_item(inside[tid]))
+        if getattr(opts, "path", False):
+            return row["path"]
+        title = row["title"] if isinstance(row["title"], str) and row["title"] else "?"
+        return f"{format(lib.get_item(inside[tid]))} [cue track {row['number']}/{row['of']}: {title}]"
 
     # ----------------------------------------------------------- commands
     def commands(self):
@@ -318,6 +374,8 @@ class RecommenderPlugin(BeetsPlugin):
         sim = ui.Subcommand("similar", help="items like the first item matching QUERY (from the recommender index)")
         sim.parser.add_option("-n", "--number", type="int", default=10, help="number of items (default 10)")
         sim.parser.add_option("--space", default=None, help="similarity space: similarity, embedding, tags, both")
+        sim.parser.add_option("-t", "--track", type="int", default=None,
+                              help="the seed is a CUE album item: use its cue track N (default 1)")
         sim.parser.add_path_option()
         sim.parser.add_format_option(target="item")
         sim.func = _plain_errors(self.cmd_similar)
@@ -327,6 +385,8 @@ class RecommenderPlugin(BeetsPlugin):
         radio.parser.add_option("--drift", action="store_true", default=False,
                                 help="each next song close to the previous one")
         radio.parser.add_option("--max-per-artist", type="int", default=None, help="at most N items per artist")
+        radio.parser.add_option("-t", "--track", type="int", default=None,
+                                help="the seed is a CUE album item: use its cue track N (default 1)")
         radio.parser.add_path_option()
         radio.parser.add_format_option(target="item")
         radio.func = _plain_errors(self.cmd_radio)
@@ -355,9 +415,16 @@ class RecommenderPlugin(BeetsPlugin):
             fails = rec.failures()
             failed = dict(zip(fails["path"], fails["reason"]))
         ids = {}
+        cue_items = cue_tracks = 0
         for it, p in present:
             tid = rec.resolve(p) if len(rec) else None
-            if tid is None:
+            cue = self._cue_tracks(rec, p) if tid is None and len(rec) else []
+            if cue:  # a CUE album: indexed as its tracks; one item holds no single tempo or key
+                cue_items += 1
+                cue_tracks += len(cue)
+                self._log.info("{}: a CUE album, analysed as its {} tracks; no fields stored on the item",
+                               displayable_path(it.path), len(cue))
+            elif tid is None:
                 self._log.warning("{}: not analysed: {}", displayable_path(it.path),
                                   failed.get(p, "unknown reason (see `recommender failures`)"))
             else:
@@ -378,7 +445,10 @@ class RecommenderPlugin(BeetsPlugin):
             if dirty:
                 it.store()
         ui.print_(f"recanalyze: index {rec.index_dir}: {report}")
-        line = f"recanalyze: {len(ids)} of {len(items)} items analysed, fields changed on {changed}"
+        line = f"recanalyze: {len(ids) + cue_items} of {len(items)} items analysed"
+        if cue_items:
+            line += f" ({cue_items} CUE album item(s) as {cue_tracks} cue tracks, no fields stored on them)"
+        line += f", fields changed on {changed}"
         ui.print_(line + (f", files written {written}" if write else ""))
 
     def _file_differs(self, item) -> bool:
@@ -403,14 +473,14 @@ class RecommenderPlugin(BeetsPlugin):
         if opts.number < 1:
             raise ui.UserError(f"-n {opts.number}: must be at least 1")
         rec = self._open(lib)
-        _, tid = self._seed(lib, rec, args)
-        inside, outside = self._library_ids(lib, rec)
+        _, tid = self._seed(lib, rec, args, opts.track)
+        inside, outside, cue = self._library_ids(lib, rec)
         k = min(opts.number + len(outside), max(len(rec) - 1, 1))
         df = rec.similar(tid, k=k, space=opts.space)
         shown = 0
         for t in df["id"]:
             if int(t) in inside and shown < opts.number:
-                ui.print_(format(lib.get_item(inside[int(t)])))
+                ui.print_(self._line(lib, int(t), inside, cue, opts))
                 shown += 1
 
     def cmd_radio(self, lib, opts, args):
@@ -420,9 +490,9 @@ class RecommenderPlugin(BeetsPlugin):
         if opts.number < 1:
             raise ui.UserError(f"-n {opts.number}: must be at least 1")
         rec = self._open(lib)
-        _, tid = self._seed(lib, rec, args)
-        inside, outside = self._library_ids(lib, rec)
+        _, tid = self._seed(lib, rec, args, opts.track)
+        inside, outside, cue = self._library_ids(lib, rec)
         df = playlists.radio(rec, [tid], n=opts.number, drift=opts.drift,
                              max_per_artist=opts.max_per_artist, exclude=outside)
         for t in df["id"]:
-            ui.print_(format(lib.get_item(inside[int(t)])))
+            ui.print_(self._line(lib, int(t), inside, cue, opts))

@@ -15,6 +15,20 @@ Usage::
 
 Target: the query answers in under 1 s of wall-clock time, and never imports
 TensorFlow.
+
+``--first-run`` measures the other cold start (issue #20): the first
+``recommender demo`` (writes 12 short tracks, indexes them, checks the
+neighbours) on a fresh install against the second, in one run.  "Fresh" is
+made by pointing numba's cache (``NUMBA_CACHE_DIR``) and, with
+``--clear-bytecode``, Python's bytecode cache (``PYTHONPYCACHEPREFIX``) at
+empty folders; ``--tree DIR`` runs another copy of the package (e.g. the
+previous commit, ``git archive HEAD recommender | tar -x -C DIR``) to compare
+before and after.  It prints first/second, the numba functions compiled and
+whether librosa/numba were imported at all::
+
+    python benchmarks/bench_coldstart.py --first-run [--clear-bytecode] [--tree DIR] [--runs 2]
+
+Target: the first run within 1.5x of the second.
 """
 
 from __future__ import annotations
@@ -118,14 +132,66 @@ def importtime(cmd, env, top=12):
     return sorted(top_level, reverse=True)[:top], rows
 
 
+_PROBE = ("import runpy, sys\n"
+          "sys.argv = ['recommender'] + sys.argv[1:]\n"
+          "try:\n"
+          "    runpy.run_module('recommender', run_name='__main__')\n"
+          "except SystemExit as e:\n"
+          "    code = e.code\n"
+          "else:\n"
+          "    code = 0\n"
+          "sys.stderr.write('\\nLOADED ' + ' '.join(m for m in ('librosa', 'numba', 'tensorflow') if m in sys.modules)"
+          " + '\\n')\n"
+          "sys.exit(code)\n")
+
+
+def first_run(args) -> None:
+    """First vs second ``recommender demo`` with empty numba (and bytecode) caches."""
+    tree = os.path.abspath(args.tree) if args.tree else REPO
+    env = _env()
+    env["PYTHONPATH"] = tree + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    work = tempfile.mkdtemp(prefix="coldstart-first-")
+    env["NUMBA_CACHE_DIR"] = os.path.join(work, "numba-cache")
+    if args.clear_bytecode:
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
+    load0 = os.getloadavg()
+    print(f"package: {tree}; caches cleared: numba{' + bytecode' if args.clear_bytecode else ''}; "
+          f"load average {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}")
+    times, loaded = [], []
+    for i in range(args.runs):
+        index = os.path.join(work, "index")
+        shutil.rmtree(index, ignore_errors=True)  # every run writes and indexes the demo anew
+        shutil.rmtree(os.path.join(work, "music"), ignore_errors=True)
+        cmd = [sys.executable, "-P", "-c", _PROBE, "demo", "--index", index, "--music", os.path.join(work, "music")]
+        t, r = _time(cmd, env)
+        times.append(t)
+        tail = r.stderr.decode().rsplit("LOADED", 1)
+        loaded.append(tail[1].strip() if len(tail) == 2 else "?")
+        print(f"  run {i + 1}: {t:6.2f} s  (imported: {loaded[-1] or 'none of librosa/numba/tensorflow'})")
+    compiled = []
+    for _root, _dirs, files in os.walk(env["NUMBA_CACHE_DIR"]):
+        compiled += sorted(f.rsplit("-", 1)[0] for f in files if f.endswith(".nbi"))
+    print(f"first / second: {times[0] / times[1]:.2f}x ({'within' if times[0] <= 1.5 * times[1] else 'OVER'} "
+          f"the 1.5x target); numba functions compiled: {len(compiled)} {compiled[:8]}")
+    shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()
+    print(f"load average at the end: {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--first-run", action="store_true", help="first vs second `recommender demo` (see above)")
+    ap.add_argument("--clear-bytecode", action="store_true", help="with --first-run: also an empty bytecode cache")
+    ap.add_argument("--tree", default=None, help="with --first-run: the folder holding the package to run")
     ap.add_argument("--tracks", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--index", default=None, help="default: /tmp/recommender-coldstart-<tracks>")
     ap.add_argument("--rebuild-index", action="store_true")
     ap.add_argument("--query-id", type=int, default=123)
     args = ap.parse_args()
+    if args.first_run:
+        args.runs = max(2, args.runs if args.runs != 7 else 2)
+        return first_run(args)
     sys.path.insert(0, REPO)
 
     index_dir = args.index or os.path.join(tempfile.gettempdir(), f"recommender-coldstart-{args.tracks}")

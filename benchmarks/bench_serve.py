@@ -2,17 +2,25 @@
 
 A real ``recommender serve`` (uvicorn, one process) answers on loopback from a
 100k-track synthetic index (built once like ``bench_coldstart.py`` and
-cached under ``/tmp``).  Closed-loop clients (one keep-alive HTTP/1.1
-connection each, asyncio, in this process) ask ``/api/tracks/ID/similar?k=10``
-for random ids; each level of concurrency runs for a third of ``--duration``.
-In the same run, the library is called directly (``Recommender.similar``,
-same ids, one thread) as the baseline.  The server's resident memory is
-sampled every second over the whole run: start, peak, end and the slope of
-a straight line through the second half (MB/min; flat means no leak).
+cached under ``/tmp/recommender-serve-<tracks>``).  Closed-loop clients (one
+keep-alive HTTP/1.1 connection each) ask ``/api/tracks/ID/similar?k=10`` for
+random ids; each level of concurrency runs for a third of ``--duration``.
+
+The load generator must not take the server's CPU: by default it is ``wrk``
+(Debian package ``wrk``: C, one thread, epoll; its Lua script picks the ids
+and reports exact percentiles), else (``--client python`` or no ``wrk``) an
+asyncio raw-socket client in a separate process.  In the same run the library
+is called directly (``Recommender.similar``, same kind of ids, one thread) as
+the baseline, once with the per-generation track table
+(:func:`recommender.recommend.view.track_table`: the state a server or a
+repeated caller is in) and once reading each query's candidates from SQLite
+(a one-off call).  The server's resident memory is sampled every second over
+the whole run: start, peak, end and the slope of a straight line through the
+second half (MB/min; flat means no leak).
 
 Usage::
 
-    python benchmarks/bench_serve.py                     # 60 s in all
+    python benchmarks/bench_serve.py                     # 60 s of load in all
     python benchmarks/bench_serve.py --duration 300      # the 5-minute memory run
 
 Target (issue #19): p99 <= 50 ms at 100 concurrent clients on 2 cores; memory flat.
@@ -22,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -36,6 +46,21 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+_WRK_SCRIPT = """
+local ids = {%(ids)s}
+math.randomseed(%(seed)d)
+request = function()
+  return wrk.format("GET", "/api/tracks/" .. ids[math.random(#ids)] .. "/similar?k=10")
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %%d, "duration_us": %%d, "p50": %%d, "p90": %%d, "p99": %%d, ' ..
+    '"max": %%d, "status_errors": %%d, "socket_errors": %%d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
 
 
 def _free_port():
@@ -53,7 +78,22 @@ def _rss_mb(pid):
 
 
 def _pct(xs, q):
-    return float(np.percentile(np.asarray(xs) * 1000.0, q)) if xs else float("nan")
+    return float(np.percentile(np.asarray(xs) * 1000.0, q)) if len(xs) else float("nan")
+
+
+# ------------------------------------------------------------------ load generators
+def wrk_level(port, ids, clients, seconds, seed, workdir):
+    """One level with ``wrk``: ``{requests, req_s, p50, p90, p99, max (ms), errors}``."""
+    script = os.path.join(workdir, f"similar-{seed}.lua")
+    with open(script, "w") as fh:
+        fh.write(_WRK_SCRIPT % {"ids": ",".join(str(int(i)) for i in ids), "seed": seed})
+    cmd = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, int(round(seconds)))}s", "--timeout", "30s", "-s", script,
+           f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True).stdout
+    r = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    wall = r["duration_us"] / 1e6
+    return {"requests": r["requests"], "req_s": r["requests"] / wall, "p50": r["p50"] / 1e3, "p90": r["p90"] / 1e3,
+            "p99": r["p99"] / 1e3, "max": r["max"] / 1e3, "errors": r["status_errors"] + r["socket_errors"]}
 
 
 async def _client(port, ids, stop_at, lat, errors, rng):
@@ -86,54 +126,101 @@ async def _level(port, ids, clients, seconds, seed):
     return lat, errors, time.perf_counter() - t0
 
 
-def direct(index_dir, ids, seconds, seed=0):
-    """Latencies (s) of ``Recommender.similar`` called in this process, one thread."""
-    from recommender import Recommender
+def python_level(port, ids, clients, seconds, seed, workdir=None):
+    """One level with the asyncio client (in this process): the same keys as :func:`wrk_level`."""
+    lat, errors, wall = asyncio.run(_level(port, ids, clients, seconds, seed))
+    return {"requests": len(lat), "req_s": len(lat) / wall, "p50": _pct(lat, 50), "p90": _pct(lat, 90),
+            "p99": _pct(lat, 99), "max": _pct(lat, 100), "errors": len(errors)}
 
+
+# ------------------------------------------------------------------ baseline
+def direct(index_dir, ids, seconds, *, table=True, seed=0):
+    """Latencies (s) of ``Recommender.similar`` called in this process, one thread.
+
+    ``table=False``: every query reads its candidates from SQLite (what a one-off
+    call does); ``True``: the per-generation track table is built first.
+    """
+    from recommender import Recommender
+    from recommender.recommend import view
+
+    view.clear_cache()
     rec = Recommender(index_dir)
-    rec.similar(int(ids[0]), k=10)
-    rng = np.random.default_rng(seed)
-    lat = []
-    stop = time.perf_counter() + seconds
-    while time.perf_counter() < stop:
-        tid = int(ids[rng.integers(len(ids))])
-        t0 = time.perf_counter()
-        rec.similar(tid, k=10)
-        lat.append(time.perf_counter() - t0)
-    rec.close()
+    old = view._TABLE_AFTER
+    view._TABLE_AFTER = 0 if table else 1 << 60
+    try:
+        if table:
+            view.track_table(rec)
+        rec.similar(int(ids[0]), k=10)
+        rng = np.random.default_rng(seed)
+        lat = []
+        stop = time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            tid = int(ids[rng.integers(len(ids))])
+            t0 = time.perf_counter()
+            rec.similar(tid, k=10)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        view._TABLE_AFTER = old
+        rec.close()
+        view.clear_cache()
     return lat
+
+
+def _index(args):
+    from bench_coldstart import build_index
+
+    from recommender import Recommender
+    from recommender.errors import RecommenderError
+
+    index_dir = args.index or os.path.join(tempfile.gettempdir(), f"recommender-serve-{args.tracks}")
+    try:
+        with Recommender(index_dir) as rec:
+            ok = len(rec) == args.tracks or args.index is not None
+    except RecommenderError:  # missing, or written by an older schema
+        ok = False
+    if not ok:
+        build_index(index_dir, args.tracks)
+    return index_dir
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tracks", type=int, default=100_000)
-    ap.add_argument("--index", default=None, help="default: /tmp/recommender-coldstart-<tracks> (shared with bench_coldstart)")
+    ap.add_argument("--index", default=None, help="default: /tmp/recommender-serve-<tracks> (built when missing)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load in all (a third per level)")
     ap.add_argument("--direct-seconds", type=float, default=10.0)
     ap.add_argument("--levels", default="1,10,100")
+    ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                    help="load generator (auto: wrk when installed)")
     args = ap.parse_args()
 
-    from bench_coldstart import build_index
-
-    index_dir = args.index or os.path.join(tempfile.gettempdir(), f"recommender-coldstart-{args.tracks}")
-    if not os.path.isfile(os.path.join(index_dir, "catalog.sqlite")):
-        build_index(index_dir, args.tracks)
+    index_dir = _index(args)
     from recommender import Recommender
 
     with Recommender(index_dir) as rec:
         ids = np.asarray(rec.tracks().index, dtype=np.int64)
+    sample = np.random.default_rng(7).choice(ids, size=min(len(ids), 20000), replace=False)
     levels = [int(x) for x in args.levels.split(",")]
-    print(f"index {index_dir}: {len(ids)} tracks; {os.cpu_count()} CPUs; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    client = "wrk" if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")) else "python"
+    load = wrk_level if client == "wrk" else python_level
+    try:
+        import httptools  # noqa: F401
+        http = "httptools"
+    except ImportError:
+        http = "h11"
+    print(f"index {index_dir}: {len(ids)} tracks; {os.cpu_count()} CPUs; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; client {client}; uvicorn http {http}")
 
-    lat = direct(index_dir, ids, args.direct_seconds)
-    print(f"library, in process, 1 thread: p50 {_pct(lat, 50):.2f} ms  p99 {_pct(lat, 99):.2f} ms  "
-          f"{len(lat) / args.direct_seconds:.0f} queries/s ({len(lat)} queries)")
+    for table in (False, True):
+        lat = direct(index_dir, sample, args.direct_seconds / 2, table=table)
+        print(f"library, in process, 1 thread, {'track table' if table else 'SQLite reads'}: p50 {_pct(lat, 50):.2f} ms"
+              f"  p99 {_pct(lat, 99):.2f} ms  {len(lat) / (args.direct_seconds / 2):.0f} queries/s ({len(lat)} queries)")
 
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", index_dir,
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workdir = tempfile.mkdtemp(prefix="bench-serve-")
     try:
         t0 = time.perf_counter()
         while True:
@@ -145,24 +232,24 @@ def main():
                     raise SystemExit(f"recommender serve failed: {proc.stderr.read().decode()[-2000:]}")
                 time.sleep(0.1)
         print(f"server up in {time.perf_counter() - t0:.1f} s (uvicorn, 1 process), RSS {_rss_mb(proc.pid):.0f} MB")
-        asyncio.run(_level(port, ids, 4, 3.0, 999))  # warm-up: caches, thread pool
+        load(port, sample, 4, 3.0, 999, workdir)  # warm-up: caches, thread pool
         rss = []
         stop = threading.Event()
 
-        def sample():
+        def sample_rss():
             t0 = time.perf_counter()
             while not stop.is_set():
                 rss.append((time.perf_counter() - t0, _rss_mb(proc.pid)))
                 stop.wait(1.0)
 
-        sampler = threading.Thread(target=sample, daemon=True)
+        sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
         print(f"{'clients':>8s} {'requests':>9s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} "
               f"{'max ms':>8s} {'errors':>7s}")
         for c in levels:
-            lat, errors, wall = asyncio.run(_level(port, ids, c, args.duration / len(levels), 17 * c))
-            print(f"{c:8d} {len(lat):9d} {len(lat) / wall:8.0f} {_pct(lat, 50):8.2f} {_pct(lat, 90):8.2f} "
-                  f"{_pct(lat, 99):8.2f} {_pct(lat, 100):8.2f} {len(errors):7d}")
+            r = load(port, sample, c, args.duration / len(levels), 17 * c, workdir)
+            print(f"{c:8d} {r['requests']:9d} {r['req_s']:8.0f} {r['p50']:8.2f} {r['p90']:8.2f} "
+                  f"{r['p99']:8.2f} {r['max']:8.2f} {r['errors']:7d}", flush=True)
         stop.set()
         sampler.join()
         t = np.array([x for x, _ in rss])
@@ -171,12 +258,14 @@ def main():
         slope = float(np.polyfit(t[half], m[half], 1)[0] * 60.0) if half.sum() >= 3 else float("nan")
         print(f"server RSS over {t[-1]:.0f} s: start {m[0]:.0f} MB, peak {m.max():.0f} MB, end {m[-1]:.0f} MB, "
               f"second-half slope {slope:+.2f} MB/min (median {statistics.median(m):.0f} MB)")
+        print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ Importable by the other benchmarks::
   :func:`compare` -- many representations, one table, each with a *paired*
   bootstrap CI of its difference to a baseline (same resampled queries).
 
+The protocol of issue #17 (choose on the selection half of the dev collection,
+confirm once on the other, paired CIs, collection sizes, costs) is the sibling
+script ``benchmarks/retrieval_protocol.py``::
+
+    python benchmarks/retrieval_protocol.py [--confirm CANDIDATE]
+
 Precision@k here is the share of a track's ``k`` nearest other tracks that
 carry its label, averaged over all tracks (micro average; the per-label
 columns and ``p@k_macro`` give the label-balanced view).

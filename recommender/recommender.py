@@ -85,6 +85,9 @@ class Recommender(BanList):
     >>> rec.similar("~/Music/Abbey Road/01 Come Together.mp3", k=5)  # doctest: +SKIP
     """
 
+    #: ``True``: never write into the index folder (a rebuilt FAISS index stays in memory; ``recommender serve``).
+    read_only = False
+
     def __init__(self, index_dir=DEFAULT_INDEX_DIR, *, model=None, sampling=None):
         self.index_dir = os.path.abspath(os.path.expanduser(os.fspath(index_dir)))
         self._model = model
@@ -172,7 +175,7 @@ class Recommender(BanList):
         self,
         paths: Iterable,
         *,
-        jobs: int = 1,
+        jobs: int | str = "auto",
         progress: bool = True,
         remove_missing: bool = True,
         retry_failed: bool = False,
@@ -197,8 +200,9 @@ class Recommender(BanList):
         ----------
         paths : iterable of path-like
             Files and/or folders (searched recursively by audio extension).
-        jobs : int
-            Worker processes for analysis (joblib); 1 analyses in this process.
+        jobs : "auto" or int
+            Analysis processes, an upper bound (the rule of
+            :func:`recommender.analysis.parallel.resolve_jobs`; 1 process on 2 cores).
         progress : bool
             Show a tqdm progress bar (tracks/s, ETA).
         descriptors : bool
@@ -347,7 +351,7 @@ class Recommender(BanList):
         CatalogError
             No index here yet.
         """
-        from .store.faiss_index import VectorIndex
+        from .store.faiss_index import VectorIndex, save_rebuilt
 
         _spaces.check_space(space)
         cat, path = self.catalog, self._space_path(space)
@@ -366,10 +370,7 @@ class Recommender(BanList):
         built = self._build(cat, space)
         if built is None:
             raise NotInIndexError(f"the index {self.index_dir} holds no tracks")
-        try:
-            built[1].save(path, meta={"space": space, "generation": built[0]})
-        except (OSError, RecommenderError) as e:  # read-only index dir: keep it in memory
-            logger.info("could not save rebuilt %s index (%s); using it in memory", space, e)
+        save_rebuilt(built[1], path, meta={"space": space, "generation": built[0]}, read_only=self.read_only)
         self._indexes[space] = built
         return built[1]
 
@@ -387,12 +388,12 @@ class Recommender(BanList):
         return self.catalog.failures()
 
     def resolve(self, query) -> int | None:
-        """Track id of ``query`` (an id, or the path of an indexed file); ``None`` if not indexed."""
+        """Track id of ``query`` (an id, or the path of an indexed file: str, bytes or path-like); ``None`` if not."""
         if isinstance(query, (int, np.integer)):
             self.track(int(query))
             return int(query)
-        if isinstance(query, (str, os.PathLike)):
-            s = os.fspath(query)
+        if isinstance(query, (str, bytes, os.PathLike)):
+            s = os.fsdecode(query)
             p = os.path.abspath(os.path.expanduser(s))
             row = self.catalog.track_by_path(p)
             if row is not None:
@@ -475,7 +476,7 @@ class Recommender(BanList):
         key: str | None = None,
         min_loudness_db: float | None = None,
         explain: bool = False,
-        exclusions=None,
+        exclusions=None, where: str | None = None,
     ) -> pd.DataFrame:
         """Songs like ``query``.
 
@@ -518,6 +519,8 @@ class Recommender(BanList):
             descriptors that make it close to (or different from) the query.
         exclusions : Exclusions or mapping, optional
             Paths, tags, durations no result may match (:mod:`~recommender.recommend.exclusions`).
+        where : str, optional
+            ``"energy>0.6 and tempo_bpm<130"`` on stored descriptors (:func:`~recommender.recommend.query.similar`).
 
         Returns
         -------
@@ -533,9 +536,8 @@ class Recommender(BanList):
 
         return _query.similar(
             self, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
-            exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
-            tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db, explain=explain, exclusions=exclusions,
-        )
+            exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag, where=where,
+            tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db, explain=explain, exclusions=exclusions)
 
     def write_tags(self, paths=(), **kwargs):
         """BPM/key/mood/genre into the files' own tags (dry run unless ``write=True``): see ``recommend.writeback``."""

@@ -324,3 +324,84 @@ def test_errors_are_plain_messages(beets_lib, tmp_path):
     fresh.run("import", "-A", "-q", str(music))
     r = fresh.run("similar", "ambient", ok=False)
     assert r.returncode != 0 and "run `beet recanalyze` first" in r.stderr
+
+
+CUE = """PERFORMER "Tux"
+TITLE "Three Styles"
+FILE "album.flac" WAVE
+  TRACK 01 AUDIO
+    TITLE "Rock One"
+    INDEX 01 00:00:00
+  TRACK 02 AUDIO
+    TITLE "Techno Two"
+    INDEX 01 00:08:00
+  TRACK 03 AUDIO
+    TITLE "Ballad Three"
+    INDEX 01 00:16:00
+"""
+
+
+@pytest.fixture(scope="module")
+def cue_lib(tmp_path_factory):
+    """A fresh beets library: 4 single tracks and one CUE album (album.flac + album.cue, 3 x 8 s)."""
+    import numpy as np
+    import soundfile as sf
+
+    from recommender.io.demo import SR, synth_track
+
+    root = tmp_path_factory.mktemp("beets_cue")
+    music = root / "tracks"
+    singles = sorted(make_demo_collection(music / "singles", per_style=1, duration_s=6.0))
+    (music / "cd").mkdir(parents=True)
+    album = str(music / "cd" / "album.flac")
+    x = np.concatenate([synth_track(s, seed=7, duration_s=8.0) for s in ("rock", "techno", "ballad")])
+    sf.write(album, x, SR)
+    (music / "cd" / "album.cue").write_text(CUE, encoding="utf-8")
+    b = Beets(root / "home")
+    b.run("import", "-A", "-q", str(music))
+    out = b.run("recanalyze", "-q")
+    return b, singles, album, out
+
+
+def test_cue_album_item_is_analysed_as_its_tracks(cue_lib):
+    b, singles, album, out = cue_lib
+    assert album in b.lines("ls", "-p")  # beets: one item for the file
+    assert "5 of 5 items analysed (1 CUE album item(s) as 3 cue tracks, no fields stored on them)" in out.stdout, \
+        out.stdout + out.stderr
+    assert "not analysed" not in out.stderr, out.stderr
+    rec = Recommender(b.default_index)
+    tr = rec.tracks()
+    cue = tr[tr["source_path"] == album].sort_values("start_s")
+    assert list(cue["title"]) == ["Rock One", "Techno Two", "Ballad Three"] and len(tr) == 7
+    for (start, end), (_, row) in zip(((0, 8), (8, 16), (16, 24)), cue.iterrows()):
+        assert abs(row["start_s"] - start) <= 0.05 and abs(row["end_s"] - end) <= 0.05
+    # no tempo/key of one cue track pretends to be the album item's
+    assert b.lines("ls", "-f", "$bpm|$recommender_id", f"path:{album}") == ["0|$recommender_id"]
+    assert all(line != "0|$recommender_id" for line in b.lines("ls", "-f", "$bpm|$recommender_id", "path:" +
+                                                                os.path.dirname(singles[0])))
+
+
+def test_cue_album_item_as_seed_and_cue_tracks_in_the_answers(cue_lib):
+    from recommender.recommend import playlists
+
+    b, singles, album, _ = cue_lib
+    rec = Recommender(b.default_index)
+    tr = rec.tracks()
+    cue = [int(t) for t in tr[tr["source_path"] == album].sort_values("start_s").index]
+    q = [f"path:{album}"]
+    # the album item stands for its first cue track; -t N for track N; -p prints the cue tracks' index paths
+    assert b.lines("similar", "-n", "4", "-p", *q) == list(rec.similar(cue[0], k=4)["path"])
+    got = b.lines("similar", "-n", "4", "-p", "-t", "2", *q)
+    assert got == list(rec.similar(cue[1], k=4)["path"]) and tr.at[cue[1], "path"] not in got
+    assert b.lines("radio", "-n", "4", "-p", "--track", "3", *q) == \
+        list(playlists.radio(rec, [cue[2]], n=4)["path"])
+    # in beets' own format, a cue track is its album item plus which track it is
+    seed = ["path:" + singles[0]]
+    lines = b.lines("similar", "-n", "6", *seed)
+    marked = sorted(line.split(" [cue track ")[1] for line in lines if " [cue track " in line)
+    assert marked == ["1/3: Rock One]", "2/3: Techno Two]", "3/3: Ballad Three]"], lines
+    assert len(lines) == 6
+    r = b.run("similar", "-t", "4", *q, ok=False)
+    assert r.returncode != 0 and "is a CUE album of 3 tracks" in r.stderr
+    r = b.run("radio", "-t", "2", *seed, ok=False)
+    assert r.returncode != 0 and "is not a CUE album in the index" in r.stderr

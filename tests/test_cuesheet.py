@@ -136,6 +136,75 @@ def test_expand_albums_missing_file_and_same_stem(tmp_path, caplog):
     assert fe.mtime_ns == max(os.stat(src).st_mtime_ns, os.stat(tmp_path / "a.cue").st_mtime_ns)
 
 
+def test_sheet_of_names_the_sheet_indexing_uses_quietly(tmp_path, caplog):
+    for n in ("a.flac", "b.flac", "single.flac"):
+        (tmp_path / n).write_bytes(b"x" * 10)
+    (tmp_path / "b.cue").write_text(SHEET.replace("album.flac", "b.flac"), encoding="utf-8")
+    (tmp_path / "zz.cue").write_text(SHEET.replace("album.flac", "a.flac"), encoding="utf-8")
+    (tmp_path / "broken.cue").write_text("TRACK 01 AUDIO\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO):
+        assert cuesheet.sheet_of(tmp_path / "a.flac") == str(tmp_path / "zz.cue")
+        assert cuesheet.sheet_of(str(tmp_path / "b.flac")) == str(tmp_path / "b.cue")
+        assert cuesheet.sheet_of(tmp_path / "single.flac") is None
+        assert cuesheet.sheet_of(tmp_path / "nowhere" / "x.flac") is None
+    assert not caplog.records  # other albums' sheets and broken ones are not reported here
+    # two sheets for one file: the one with the file's stem, as expand_albums chooses
+    (tmp_path / "a.cue").write_text(SHEET.replace("album.flac", "a.flac"), encoding="utf-8")
+    assert cuesheet.sheet_of(tmp_path / "a.flac") == str(tmp_path / "a.cue")
+    out = cuesheet.expand_albums(_album_entries(tmp_path, ("a.flac",)))
+    assert {fe.segment.sheet for fe in out.values()} == {str(tmp_path / "a.cue")}
+
+
+MULTI = """PERFORMER "Band"
+TITLE "Two Files"
+FILE "x1.flac" WAVE
+  TRACK 01 AUDIO
+    TITLE "M1"
+    INDEX 01 00:00:00
+  TRACK 02 AUDIO
+    TITLE "M2"
+    INDEX 01 00:05:00
+FILE "x2.flac" WAVE
+  TRACK 03 AUDIO
+    TITLE "M3"
+    PERFORMER "Guest"
+    INDEX 00 00:00:00
+    INDEX 01 00:01:00
+FILE "gone.flac" WAVE
+  TRACK 04 AUDIO
+    TITLE "M4"
+    INDEX 01 00:00:00
+"""
+
+
+def test_a_file_with_one_track_of_a_sheet_stays_whole_with_the_sheets_tags(tmp_path, caplog):
+    for n in ("x1.flac", "x2.flac", "x3.flac"):
+        (tmp_path / n).write_bytes(b"x" * 10)
+    (tmp_path / "alb.cue").write_text(MULTI, encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        out = cuesheet.expand_albums(_album_entries(tmp_path, ("x1.flac", "x2.flac", "x3.flac")))
+    assert not caplog.records  # a one-track FILE naming no file found is not an error
+    x1, x2, x3 = (str(tmp_path / n) for n in ("x1.flac", "x2.flac", "x3.flac"))
+    assert list(out) == [segment_key(x1, 0, 5), segment_key(x1, 5), x2, x3]
+    whole = out[x2]
+    assert isinstance(whole, cuesheet.SheetFileEntry) and whole.segment is None and whole.sheet == str(
+        tmp_path / "alb.cue")
+    assert whole.mtime_ns == max(os.stat(x2).st_mtime_ns, os.stat(tmp_path / "alb.cue").st_mtime_ns)
+    assert type(out[x3]) is FileEntry
+    file_tags = {"title": "x2 file title", "artist": None, "album": "File Album", "genre": "Rock", "tags": {}}
+    tags = cuesheet.apply_sheet_tags(file_tags, whole)
+    assert (tags["title"], tags["artist"], tags["album"], tags["album_artist"], tags["track_no"]) == (
+        "M3", "Guest", "Two Files", "Band", 3)
+    assert tags["genre"] == "Rock"  # what the sheet does not say stays the file's
+    assert cuesheet.apply_sheet_tags(file_tags, out[x3]) is file_tags
+    untitled = cuesheet.SheetFileEntry(x2, 10, 1, sheet="s.cue", tags=(("artist", "Guest"),))
+    assert cuesheet.apply_sheet_tags(file_tags, untitled)["title"] == "x2 file title"  # not "… (?)"
+    # a sheet that cannot be used gives no tags either: the file is whole and plain
+    (tmp_path / "alb.cue").write_text(MULTI.replace("INDEX 01 00:05:00", "INDEX 01 00:05:99"), encoding="utf-8")
+    out = cuesheet.expand_albums(_album_entries(tmp_path, ("x1.flac", "x2.flac")))
+    assert list(out) == [x1, x2] and all(type(fe) is FileEntry for fe in out.values())
+
+
 def test_moved_album_keeps_its_tracks_and_scanned_file_owns_its_tracks():
     key = "k"
     old = {segment_key("/m/a.flac", s, e): FileState(i + 1, 10, 1, Segment("/m/a.flac", s, e).content_hash("H"), key)
@@ -241,6 +310,25 @@ def test_broken_sheet_indexes_the_file_whole(album, tmp_path, caplog):
     assert path == str(music / "Trois Styles.flac")
     assert rec.catalog.track_by_path(path)["duration_s"] == pytest.approx(3 * TRACK_S, abs=0.05)
     assert "1 cue sheet(s) not used" in str(rep)
+
+
+def test_a_sheet_with_one_track_per_file_gives_the_whole_files_their_titles(album, tmp_path):
+    """A sheet with several FILE entries, one of them a single TRACK: that file is indexed whole,
+    titled and credited by the sheet; the FILE with several tracks is cut as usual."""
+    from recommender import Recommender
+
+    music = tmp_path / "m"
+    music.mkdir()
+    shutil.copy(album / "album" / "Trois Styles.flac", music / "x1.flac")
+    shutil.copy(album / "singles" / "ballad.flac", music / "x2.flac")
+    (music / "alb.cue").write_text(MULTI.split('FILE "gone.flac"')[0], encoding="utf-8")
+    rec = Recommender(tmp_path / "idx")
+    rep = rec.update([music], progress=False)
+    assert (rep.added, rep.failed, rep.sheet_errors) == (3, 0, [])
+    row = rec.catalog.track_by_path(str(music / "x2.flac"))
+    assert (row["title"], row["artist"], row["album"], row["track_no"]) == ("M3", "Guest", "Two Files", 3)
+    assert row["source_path"] is None and row["duration_s"] == pytest.approx(TRACK_S, abs=0.05)
+    assert [t["title"] for t in rec.catalog.tracks_of_file(str(music / "x1.flac"))] == ["M1", "M2"]
 
 
 @pytest.mark.parametrize("sampling", ["full", "spread:4"])

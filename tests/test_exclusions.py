@@ -337,3 +337,61 @@ def test_cli_ban_unban_bans_and_flags(coll, capsys):
     assert main(["unban", str(ids[8]), "--index", idx]) == 0
     assert "unbanned 1" in capsys.readouterr().out
     assert main(["ban", "999999", "--index", idx]) == 2
+
+
+def test_unban_of_a_cue_track_banned_by_its_audio_file_says_so(tmp_path, capsys, caplog):
+    """`ban album.flac` bans its cue tracks; `unban <cue track id>` does not lift the album's ban (it
+    would bring back every track) and says where the ban comes from and how to lift it; `bans` shows
+    the audio file as one CUE album line, not "(not indexed)"."""
+    E, T, recs = _collection()
+    for j, t in enumerate((20, 21, 22)):
+        recs[t]["path"] = "/music/cd/album.flac#t=" + ("0,200.5", "200.5,400", "400")[j]
+    rec = build_index(tmp_path / "index", E, T, recs)
+    ids = [int(i) for i in rec.catalog.ids()]
+    cue = [ids[20], ids[21], ids[22]]
+    with Catalog(rec.catalog_path, mode="w") as cat:  # as `ban /music/cd/album.flac` stores it
+        cat.set_meta(bans=[{"path": "/music/cd/album.flac", "content_hash": "whole-file", "added_at": 0}])
+    df = rec.bans()
+    assert list(df["id"]) == cue and set(df["banned_path"]) == {"/music/cd/album.flac"}
+    idx = str(rec.index_dir)
+    assert main(["bans", "--index", idx]) == 0
+    out = capsys.readouterr().out
+    assert "not indexed" not in out
+    assert f"/music/cd/album.flac  (CUE album: 3 track(s), ids {cue[0]}, {cue[1]}, {cue[2]})" in out
+    with caplog.at_level("WARNING"):
+        assert rec.unban(cue[1]) == 0
+    assert "part of the CUE album /music/cd/album.flac" in caplog.text
+    assert excluded_ids(rec) == set(cue)  # still banned, as said
+    assert main(["playlist", str(cue[1]), "--index", idx, "-n", "3"]) == 2  # a banned seed: the right command
+    assert f"recommender unban /music/cd/album.flac --index {idx}" in capsys.readouterr().err
+    assert main(["unban", str(cue[1]), "--index", idx, "--json"]) == 0
+    res = capsys.readouterr()
+    said = json.loads(res.out)
+    assert said["unbanned"] == 0 and len(said["still_banned"]) == 1
+    assert f"recommender unban /music/cd/album.flac --index {idx}" in said["still_banned"][0]
+    assert "none of these was banned" not in res.err
+    assert main(["unban", "/music/cd/album.flac", "--index", idx]) == 0  # the command it gave works
+    assert "unbanned 1" in capsys.readouterr().out and excluded_ids(rec) == set()
+
+
+def test_ban_and_unban_take_byte_paths(tmp_path):
+    E, T, recs = _collection()
+    odd = b"/music/caf\xe9/01.flac"  # not UTF-8: a byte path is the natural way to name it
+    recs[12]["path"] = os.fsdecode(odd)
+    rec = build_index(tmp_path / "index", E, T, recs)
+    ids = [int(i) for i in rec.catalog.ids()]
+    assert rec.resolve(odd) == ids[12] and rec.resolve(b"/music/style0/Artist 0/10.flac") == ids[10]
+    # the indexed track (the file itself is not on disk: only the index can answer)
+    assert int(rec.similar(odd, k=3, space="embedding")["id"].iloc[0]) != ids[12]
+    (e,) = rec.ban(odd)
+    assert e["path_hex"] == odd.hex() and list(rec.bans()["id"]) == [ids[12]]
+    assert ids[12] not in set(rec.similar(ids[0], k=len(ids) - 1, space="embedding")["id"])
+    assert rec.unban(odd) == 1 and rec.bans().empty
+    rec.ban(b"/music/style0/Artist 0/10.flac")
+    assert rec.unban(b"/music/style0/Artist 0/10.flac") == 1
+    f = tmp_path / "later.flac"
+    f.write_bytes(b"y" * 50)
+    (e,) = rec.ban(os.fsencode(f))  # a file not indexed yet, as bytes
+    assert e["path"] == str(f)
+    with pytest.raises(ParameterError, match="give a track id or a path"):
+        rec.ban(3.5)

@@ -134,13 +134,49 @@ def test_track_level_head_saves_plain_arrays_and_loads_to_identical_predictions(
     assert list(back.predict(test)) == list(fitted.predict(test))
 
 
-def test_track_level_head_cannot_back_an_index_and_says_what_to_do(fitted, tmp_path):
+def test_track_level_head_backs_classify_and_an_index(fitted, dataset, tmp_path, capsys):
+    """Every network on the same patches, then finish(): what predict() computes, for an index and classify."""
+    from recommender import Recommender
+    from recommender.analysis.pipeline import analyze_files
+    from recommender.cli.main import main
     from recommender.models import load_model
 
-    with pytest.raises(ModelError, match="predict MODEL FILES.*head_features='embedding'"):
-        fitted.tag_model()
-    with pytest.raises(ModelError):  # what `index --model` / `classify --model` load
-        load_model(fitted.save(tmp_path / "m"))
+    d = fitted.save(tmp_path / "m")
+    tm = load_model(d)  # what `index --model` / `classify --model` load
+    assert tm.name == "custom:" + d and tm.tags == [str(c) for c in fitted.classes_]
+    assert [n.name for n in tm.networks] == ["msd-musicnn", "mtt-musicnn"] and tm.embedding_dim == 200
+    assert fitted.tag_model().tags == tm.tags
+    test = [os.path.abspath(p) for p in dataset[dataset["split"] == "test"]["path"]]
+    want, _ = fitted.predict_proba_files(test)
+    raw = list(analyze_files(test, model=tm, sampling=fitted.patches_per_track))
+    for r in raw:  # the analysis finishes the track (every entry point: files, waveforms, the index)
+        np.testing.assert_allclose(r.probs, want[os.path.abspath(r.path)], atol=1e-5)
+        assert r.layer_summary.shape == (3412,)  # the backbone's own summary
+        assert tm.finish(r) is r  # finishing twice changes nothing
+    from recommender.analysis.pipeline import analyze_waveform
+    from recommender.io import audio
+
+    w = analyze_waveform(audio.load(test[0], sr=16000), sr=16000, model=tm, sampling=fitted.patches_per_track)
+    np.testing.assert_allclose(w.probs, want[test[0]], atol=1e-3)
+    rec = Recommender(str(tmp_path / "idx"), model=d, sampling=f"spread:{fitted.patches_per_track}")
+    root = os.path.dirname(os.path.dirname(test[0]))
+    rep = rec.update([root], progress=False, fingerprints=False, descriptors=False)
+    assert rep.failed == 0 and rep.added == len(dataset)
+    cat = rec.catalog
+    assert cat.get_meta("tags") == tm.tags and cat.get_meta("model_name") == tm.name
+    ids, T = cat.vectors("tags")
+    path_of = cat.tracks()["path"].to_dict()
+    for i, t in zip(ids, T):
+        if path_of[int(i)] in want:
+            np.testing.assert_allclose(t, want[path_of[int(i)]], atol=1e-5)
+    _, L = cat.vectors("layer_summary")
+    assert L.shape[1] == 3412  # the backbone's own summary: the similarity space of a plain index
+    assert len(rec.similar(int(ids[0]), k=3, tag=tm.tags[0])) >= 1
+    assert main(["classify", test[0], "--model", d, "--sampling", f"spread:{fitted.patches_per_track}",
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)[0]
+    assert got["top"][0][0] == str(fitted.predict([test[0]])[0])
+    assert got["tags"][got["top"][0][0]] == pytest.approx(float(max(want[test[0]])), abs=1e-4)
 
 
 def test_a_track_level_head_from_other_network_weights_is_refused(fitted, tmp_path):

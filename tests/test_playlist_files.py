@@ -136,8 +136,10 @@ def test_m3u8_extinf_duration_and_artist_title():
         "#EXTINF:-1,Two lines - x y", "/m/c.flac",
         "#EXTINF:-1,", "/m/d.flac",
     ]
-    # a path with a line break cannot be an M3U line: left out, the rest written
-    assert m3u8_bytes([{"path": "/m/x\ny.flac"}, rows[0]]).decode().count("#EXTINF") == 1
+    # a path with a line break cannot be an M3U line as it is: a file:// URI with %0A / %0D instead
+    text = m3u8_bytes([{"path": "/m/sub dir/x\ny\rz.flac"}, rows[0]]).decode()
+    assert text.count("#EXTINF") == 2
+    assert text.splitlines()[2] == "file:///m/sub%20dir/x%0Ay%0Dz.flac"
     with pytest.raises(ParameterError, match="has no 'path'"):
         m3u8_bytes([{"title": "no path"}])
 
@@ -389,3 +391,31 @@ def test_cue_rows_name_their_audio_file_and_hash_names_are_not_comments(tmp_path
     write_xspf(tmp_path / "a.xspf", rows)
     got = read_xspf(tmp_path / "a.xspf")
     assert got[0]["path"] == str(audio) and os.path.exists(got[0]["path"])
+
+
+def test_a_name_with_a_line_break_round_trips_in_m3u8_and_xspf(tmp_path, caplog):
+    folder = tmp_path / "sub dir"
+    folder.mkdir()
+    odd = folder / "nl\nline.mp3"
+    odd.write_bytes(b"the odd one")
+    plain = folder / "plain.mp3"
+    plain.write_bytes(b"plain")
+    rows = [{"path": str(odd), "title": "odd"}, {"path": str(plain), "title": "plain"}]
+    for rel in (None, tmp_path):
+        out = tmp_path / "list.m3u8"
+        with caplog.at_level("WARNING"):
+            write_m3u8(out, rows, relative_to=rel)
+        assert not caplog.records  # nothing left out, nothing to warn about
+        lines = out.read_bytes().decode("utf-8").splitlines()
+        assert path_to_uri(odd) in lines and "%0A" in path_to_uri(odd)
+        back = read_m3u8(out)
+        assert [e["path"] for e in back] == [str(odd), str(plain)]
+        assert _opens(back[0]["path"]) == b"the odd one"
+    write_xspf(tmp_path / "list.xspf", rows)
+    assert [e["path"] for e in read_xspf(tmp_path / "list.xspf")] == [str(odd), str(plain)]
+
+
+def test_messages_escape_a_line_break_in_a_name():
+    with pytest.raises(ParameterError) as e:
+        m3u8_bytes([{"path": "/m/x\ny.flac", "start_s": 5.0, "end_s": 2.0}])
+    assert "\n" not in str(e.value) and "/m/x\\ny.flac" in str(e.value)

@@ -258,5 +258,5 @@ def test_cli_train_predict_evaluate_regress(tempo_csv, tmp_path, capsys):
     bad.write_text("path,tempo\nt00.wav,120\nt01.wav,fast\n")
     assert main(["train", str(bad), "--out", str(tmp_path / "x"), "--task", "regress"]) == 2
     assert "line 3: column 'tempo' = 'fast' is not a finite number" in capsys.readouterr().err
-    assert main(["train", str(tempo_csv), "--out", str(tmp_path / "y"), "--mode", "finetune"]) == 2
-    assert "trains in head or classical mode" in capsys.readouterr().err
+    assert main(["train", str(tempo_csv), "--out", str(tmp_path / "y"), "--mode", "scratch"]) == 2
+    assert "trains in head, finetune, classical mode" in capsys.readouterr().err

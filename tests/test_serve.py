@@ -168,6 +168,85 @@ def test_playlist_errors(client, url, status):
     assert r.json()["status"] == status
 
 
+# '²' (str.isdigit, not int), Arabic-Indic '١' and fullwidth '１' (int takes both): never a track id
+_NOT_ASCII = ("%C2%B2", "%D9%A1", "%EF%BC%91")
+
+
+@pytest.mark.parametrize("digit", _NOT_ASCII)
+@pytest.mark.parametrize("url", [
+    "/api/tracks/{d}", "/api/tracks/{d}/audio", "/api/tracks/{d}/similar", "/api/radio?seeds={d}",
+    "/api/radio?seeds=1&avoid={d}", "/api/radio?seeds=1,{d}", "/api/playlist.m3u8?ids={d}",
+    "/api/playlist.xspf?ids=1,{d}", "/api/path?from={d}&to=1", "/api/explain?a=1&b={d}",
+    "/api/tracks/1/similar?k={d}", "/api/tracks/1/similar?tempo_min={d}&tempo_max=200",
+])
+def test_ids_and_numbers_are_ascii_digits(client, url, digit):
+    """Every id and number of the API is ASCII (issue #19: '²' was a 500, '١'/'１' were track 1)."""
+    r = client.get(url.format(d=digit))
+    assert r.status_code == 400, (url, digit, r.status_code, r.text)
+    assert r.json()["status"] == 400 and "error" in r.json()
+
+
+@pytest.mark.parametrize("url", ["/api/tracks/1234567890123456789", "/api/radio?seeds=1234567890123456789012",
+                                 "/api/playlist.m3u8?ids=1,99999999999999999999", "/api/tracks/+1",
+                                 "/api/radio?seeds=-1", "/api/tracks/1/similar?k=1_0"])
+def test_overlong_or_signed_ids_are_400(client, url):
+    r = client.get(url)
+    assert r.status_code == 400, (url, r.status_code, r.text)
+
+
+def test_parse_id():
+    from recommender.errors import ParameterError
+
+    assert api.parse_id("0012") == 12
+    for bad in ("\u00b2", "\u0661", "\uff11", "", " 1", "1.0", "1e3", "-1", "9" * 19):
+        with pytest.raises(ParameterError, match="digits 0-9"):
+            api.parse_id(bad, "seeds")
+
+
+@pytest.mark.parametrize("order", ["tempo_bpm", "-tempo_bpm", "tempo_bpm desc"])
+def test_similar_sort_matches_cli(client, index, capsys, order):
+    idx, _, rows = index
+    tid = _id_of(rows, "ballad_01")
+    got = client.get(f"/api/tracks/{tid}/similar", params={"k": 6, "sort": order})
+    assert got.status_code == 200, got.text
+    got = got.json()
+    cli = _cli_json(capsys, ["similar", str(tid), "--index", idx, "-k", "6", "--json", f"--sort={order}"])
+    assert [r["id"] for r in got] == [r["id"] for r in cli] and [r["rank"] for r in got] == list(range(1, 7))
+    assert [r["tempo_bpm"] for r in got] == pytest.approx([r["tempo_bpm"] for r in cli])
+    tempi = [r["tempo_bpm"] for r in got]
+    assert tempi == sorted(tempi, reverse=order != "tempo_bpm")
+    plain = client.get(f"/api/tracks/{tid}/similar", params={"k": 6}).json()
+    assert sorted(r["id"] for r in plain) == sorted(r["id"] for r in got)  # the same k tracks, re-ordered
+
+
+@pytest.mark.parametrize("order", ["no_such_descriptor", "tempo_bpm sideways", ""])
+def test_similar_sort_errors_are_the_clis(client, index, capsys, order):
+    from recommender.cli import main
+
+    idx, _, rows = index
+    tid = _id_of(rows, "ballad_01")
+    r = client.get(f"/api/tracks/{tid}/similar", params={"sort": order})
+    if order == "":  # an empty value is no sort, as for every parameter
+        assert r.status_code == 200
+        return
+    assert r.status_code == 400 and r.json()["status"] == 400, r.text
+    capsys.readouterr()
+    assert main(["similar", str(tid), "--index", idx, f"--sort={order}"]) == 2
+    assert r.json()["error"] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"min_duration": 20, "max_duration": 5}, "min_duration=20: must not exceed max_duration=5"),
+    ({"min_duration": -1}, "min_duration=-1: must be at least 0"),
+    ({"max_duration": -2}, "max_duration=-2: must be at least 0"),
+])
+def test_duration_errors_name_the_api_parameter(client, params, message):
+    for url, base in (("/api/tracks/1/similar", {}), ("/api/radio", {"seeds": 1}), ("/api/path", {"from": 1, "to": 2})):
+        r = client.get(url, params={**base, **params})
+        assert r.status_code == 400 and message in r.json()["error"], (url, r.text)
+        assert "duration_s" not in r.json()["error"]
+
+
 def test_explain(client, index):
     _, _, rows = index
     a, b = _id_of(rows, "ambient_01"), _id_of(rows, "ambient_02")
@@ -270,6 +349,82 @@ def test_audio_follows_links_and_refuses_changed_files(own_index, tmp_path):
         assert cl.get(f"/api/tracks/{d}/audio").status_code == 200
         r = cl.get("/api/tracks/999999/audio")
         assert r.status_code == 404 and idx not in r.text and "the index" in r.json()["error"]
+
+
+def _same_size_and_mtime(path, data, like):
+    """Write ``data`` to ``path`` with the size and modification time of the file ``like``."""
+    st = os.stat(like)
+    assert len(data) == st.st_size
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_audio_refuses_a_swap_with_the_same_size_and_mtime(own_index, tmp_path):
+    """A link swapped to another file, or a file rewritten, with the size and mtime recorded: 403 (issue #19)."""
+    idx, music, rows = own_index
+    a, b, c = sorted(rows)[:3]
+    real = tmp_path / "real"
+    real.mkdir()
+    # a collection of links, indexed; then one link is pointed at another file of the same size and mtime
+    links = tmp_path / "links"
+    links.mkdir()
+    for t in (a, b, c):
+        os.rename(rows[t]["path"], real / os.path.basename(rows[t]["path"]))
+        os.symlink(real / os.path.basename(rows[t]["path"]), rows[t]["path"])
+    from recommender import Recommender
+
+    with Recommender(idx) as rec:
+        rec.update([music], progress=False)
+    with TestClient(create_app(idx)) as cl:
+        assert all(cl.get(f"/api/tracks/{t}/audio").status_code == 200 for t in (a, b, c))
+        target = os.path.realpath(rows[a]["path"])
+        data = bytearray(open(target, "rb").read())
+        data[len(data) // 2] ^= 0xFF  # one byte in the middle: another file, same size
+        other = tmp_path / "elsewhere.flac"
+        _same_size_and_mtime(other, bytes(data), target)
+        os.remove(rows[a]["path"])
+        os.symlink(other, rows[a]["path"])
+        r = cl.get(f"/api/tracks/{a}/audio")
+        assert r.status_code == 403 and "another file than the one indexed" in r.json()["error"], r.status_code
+        # the same file rewritten in place, size and mtime put back
+        target = os.path.realpath(rows[b]["path"])
+        data = bytearray(open(target, "rb").read())
+        data[0] ^= 0xFF
+        _same_size_and_mtime(target, bytes(data), target)
+        r = cl.get(f"/api/tracks/{b}/audio")
+        assert r.status_code == 403 and "another file than the one indexed" in r.json()["error"], r.status_code
+        # an untouched link still plays, by ranges too; an older mtime is not a change
+        st = os.stat(rows[c]["path"])
+        os.utime(rows[c]["path"], ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+        assert cl.get(f"/api/tracks/{c}/audio", headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_serving_never_writes_into_the_index(own_index):
+    """FAISS files older than the catalog are rebuilt in memory: the index is unchanged byte for byte (#19)."""
+    import hashlib
+
+    idx, _, rows = own_index
+
+    def files():  # SQLite's shared-memory index (-shm) is written by every WAL reader; not data
+        return {f: hashlib.sha256(open(os.path.join(idx, f), "rb").read()).hexdigest()
+                for f in sorted(os.listdir(idx)) if not f.endswith("-shm")}
+
+    for space in api.SPACES:  # every FAISS file a generation behind its catalog
+        side = os.path.join(idx, f"{space}.faiss.json")
+        meta = json.load(open(side))
+        meta["generation"] -= 1
+        with open(side, "w") as fh:
+            json.dump(meta, fh)
+    os.remove(os.path.join(idx, "tags.faiss"))  # and one missing
+    before = files()
+    tid = min(rows)
+    with TestClient(create_app(idx)) as cl:
+        for space in api.SPACES:
+            r = cl.get(f"/api/tracks/{tid}/similar", params={"k": 3, "space": space})
+            assert r.status_code == 200 and len(r.json()) == 3, (space, r.text)
+        assert cl.get("/api/radio", params={"seeds": tid, "n": 3}).status_code == 200
+    assert files() == before
 
 
 def test_a_collection_of_links_plays(index, tmp_path):

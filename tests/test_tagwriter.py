@@ -34,7 +34,11 @@ FORMATS = {
     "song_alac.m4a": "alac",
     "song.wav": None,
     "song.aiff": None,
+    # ffmpeg's own WAV / AIFF: a RIFF LIST/INFO chunk (INAM, ICMT, ISFT), AIFF NAME/ANNO chunks
+    "song_ffmpeg.wav": "pcm_s16le",
+    "song_ffmpeg.aiff": "pcm_s16be",
 }
+FFMPEG_META = ["-metadata", "title=Título", "-metadata", "comment=ripped"]
 NON_UTF8 = os.fsdecode(b"caf\xe9 \x96 #1.flac")  # a cp1252 file name, kept with surrogateescape
 
 
@@ -61,7 +65,8 @@ def _make(folder):
         for name, codec in FORMATS.items():
             if codec:
                 out = os.path.join(folder, name)
-                subprocess.run([FFMPEG, "-v", "error", "-y", "-i", src, "-c:a", codec, out], check=True)
+                meta = FFMPEG_META if "_ffmpeg." in name else []
+                subprocess.run([FFMPEG, "-v", "error", "-y", "-i", src, "-c:a", codec, *meta, out], check=True)
                 made.append(out)
     return made
 
@@ -175,6 +180,71 @@ def test_every_format_reads_back_with_mutagen_and_ffprobe_and_keeps_its_samples(
         assert t["genre"] == "Rock;Électronique"
     else:  # ffmpeg's MP4 demuxer does not export the tmpo atom; BPM checked through mutagen above
         assert (first["initialkey"], first["mood"], first["genre"]) == ("F#m", "Chill", "Rock")
+    if "_ffmpeg." in name:  # the file's own tags are still there, beside ours
+        assert (t["title"], t["comment"]) == ("Título", "ripped")
+
+
+def _info(path):
+    """The RIFF LIST/INFO entries of a WAV file, ``[(id, raw bytes)]``, read independently of tagwriter."""
+    import struct
+
+    data = open(path, "rb").read()
+    pos, out = 12, []
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if cid == b"LIST" and data[pos + 8:pos + 12] == b"INFO":
+            body, q = data[pos + 12:pos + 8 + size], 0
+            while q + 8 <= len(body):
+                sid, n = body[q:q + 4], struct.unpack("<I", body[q + 4:q + 8])[0]
+                out.append((sid, body[q + 8:q + 8 + n]))
+                q += 8 + n + (n & 1)
+        pos += 8 + size + (size & 1)
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8  # the RIFF size is right
+    return out
+
+
+def test_wav_with_riff_info_mirrors_the_fields_there_and_undo_restores_it(lib):
+    """ffmpeg shows a WAV's INFO list and drops its ID3 chunk: the fields go into both;
+    the INFO entries the file had stay as they were (or come back with undo)."""
+    rec, music = lib
+    path = os.path.join(music, "song_ffmpeg.wav")
+    if not os.path.exists(path):
+        pytest.skip("ffmpeg is not installed")
+    write_fields(path, {"genre": ["Jazz"]})  # as a ripper's IGNR: set in ID3 and INFO
+    before = _info(path)
+    assert (b"IGNR", b"Jazz\x00") in before and any(s == b"INAM" for s, _ in before)
+    samples = _decoded(path)
+    rep = rec.write_tags([path], write=True, overwrite=True, min_p=0.0)
+    assert not rep.errors and rep.written == 1
+    now = dict(_info(path))
+    got = read_fields(path)
+    assert now[b"IGNR"] == ";".join(got["genre"]).encode() + b"\x00" and got["genre"] != ["Jazz"]
+    assert now[b"TBPM"] == got["bpm"][0].encode() + b"\x00" and now[b"TKEY"][:-1].decode() == got["key"][0]
+    assert {s: v for s, v in before if s != b"IGNR"}.items() <= now.items()  # INAM, ICMT, ISFT untouched
+    if FFPROBE:
+        t = _ffprobe_tags(path)
+        assert t["tbpm"] == got["bpm"][0] and t["tkey"] == got["key"][0] and t["title"] == "Título"
+    for a, b in zip(samples, _decoded(path)):
+        assert np.array_equal(a, b)
+    rep = rec.write_tags(undo=True, write=True)
+    assert not rep.errors
+    assert _info(path) == before  # byte for byte, in the same order
+    assert read_fields(path)["genre"] == ["Jazz"] and read_fields(path)["bpm"] == []
+
+
+@pytest.mark.skipif(not FFMPEG, reason="ffmpeg is not installed")
+def test_wav_genre_only_in_riff_info_is_read_and_kept(tmp_path):
+    path = str(tmp_path / "ripped.wav")
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=1", "-metadata", "genre=Café Jazz",
+                    "-metadata", "artist=Someone", path], check=True)
+    assert read_fields(path) == {"bpm": [], "key": [], "mood": [], "genre": ["Café Jazz"]}
+    before = _info(path)
+    write_fields(path, {"bpm": "90"})
+    after = dict(_info(path))
+    assert {s: v for s, v in before}.items() <= after.items() and after[b"TBPM"] == b"90\x00"
+    assert read_fields(path) == {"bpm": ["90"], "key": [], "mood": [], "genre": ["Café Jazz"]}
+    write_fields(path, {"bpm": []})
+    assert _info(path) == before
 
 
 def test_removing_a_field_and_symlinks_stay_links(lib, tmp_path):
@@ -396,6 +466,45 @@ def test_non_utf8_file_name_round_trips_through_the_undo_log(lib):
     assert read_fields(path) == {f: [] for f in tagwriter.FIELDS}
 
 
+def test_undo_follows_a_file_moved_and_reindexed_since(lib, capsys):
+    """tag --write, mv, index (moved 1), tag --undo --write: restored at the new path (the log keeps the id)."""
+    from recommender.cli import main
+
+    rec, music = lib
+    path = os.path.join(music, "song.ogg")
+    rec.write_tags([path], write=True, min_p=0.0)
+    assert read_fields(path)["bpm"]
+    tid = rec.resolve(path)
+    moved = os.path.join(music, "moved song.ogg")
+    os.rename(path, moved)
+    up = rec.update([music], progress=False)
+    assert (up.moved, up.added, up.removed) == (1, 0, 0) and rec.resolve(moved) == tid
+    assert main(["tag", "--undo", "--write", "--index", rec.index_dir, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert not out["errors"], out["errors"]
+    assert read_fields(moved) == {f: [] for f in tagwriter.FIELDS}
+    with open(os.path.join(rec.index_dir, writeback.UNDO_LOG)) as fh:
+        assert json.load(fh)["entries"] == []
+    # limited to a path: the new path and the path it was tagged at both choose it
+    rec.write_tags([moved], write=True, min_p=0.0)
+    os.rename(moved, path)
+    rec.update([music], progress=False)
+    dry = rec.write_tags([moved], undo=True)  # the old name, as logged, still chooses it
+    assert dry.n_changes > 0 and {c["path"] for c in dry.changes} == {path}
+    rep = rec.write_tags([path], undo=True, write=True)
+    assert rep.written == 1 and not rep.errors and read_fields(path) == {f: [] for f in tagwriter.FIELDS}
+
+
+def test_write_tags_takes_byte_paths(lib):
+    rec, music = lib
+    path = os.path.join(music, NON_UTF8)
+    rep = rec.write_tags([os.fsencode(path)], write=True, min_p=0.0)
+    assert not rep.errors and rep.written == 1 and read_fields(path)["bpm"]
+    assert {c["path"] for c in rep.changes} == {path}
+    rec.write_tags([os.fsencode(path)], undo=True, write=True)
+    assert read_fields(path) == {f: [] for f in tagwriter.FIELDS}
+
+
 def test_parameters_are_checked(lib):
     from recommender.errors import ParameterError
 
@@ -447,6 +556,8 @@ def test_cue_tracks_are_not_tagged_a_note_per_album_and_no_error(tmp_path, capsy
     album = str(music / "cue" / "album.flac")
     sf.write(album, x, SR)
     (music / "cue" / "album.cue").write_text(CUE_SHEET, encoding="utf-8")
+    sheet = str(music / "cue" / "album.cue")
+    (music / "cue" / "other.cue").write_text(CUE_SHEET.replace("album.flac", "other.flac"), encoding="utf-8")
     single = str(music / "single.flac")
     sf.write(single, x[: SR * 5], SR)
     rec = Recommender(str(tmp_path / "idx"))
@@ -461,7 +572,8 @@ def test_cue_tracks_are_not_tagged_a_note_per_album_and_no_error(tmp_path, capsy
         for write in (False, True):
             r = rec.write_tags(arg, write=write, min_p=0.0)
             assert not r.errors, (arg, r.errors)
-            assert r.notes == [{"path": album, "reason": note}], arg
+            assert len(r.notes) == 1 and r.notes[0]["path"] == album and r.notes[0]["reason"] == note, arg
+            assert r.notes[0].get("sheet", sheet) == sheet
             assert all(c["path"] == single for c in r.changes)
             assert open(album, "rb").read() == data
     assert read_fields(single)["bpm"]  # the ordinary file in the folder was tagged
@@ -470,8 +582,10 @@ def test_cue_tracks_are_not_tagged_a_note_per_album_and_no_error(tmp_path, capsy
     for extra in ([], ["--write"]):
         assert main(["tag", str(music / "cue"), "--index", rec.index_dir, *extra]) == 0
         out = capsys.readouterr()
-        assert f"album.flac: {note}" in out.out and "vanished" not in out.out + out.err and not out.err
+        assert f"album.flac: {note} (sheet: {sheet})" in out.out
+        assert "vanished" not in out.out + out.err and not out.err
     assert main(["tag", str(music / "cue"), "--index", rec.index_dir, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["notes"] == [{"path": album, "reason": note}]
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert [(n["path"], n["reason"], n.get("sheet", sheet)) for n in notes] == [(album, note, sheet)]
     assert open(album, "rb").read() == data
     rec.close()

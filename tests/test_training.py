@@ -76,7 +76,7 @@ def dataset(data_dir):
 def head_model(dataset, tmp_path_factory):
     from recommender.learn.classifier import MusicClassifier
 
-    clf = MusicClassifier("head", random_state=0).fit(dataset)
+    clf = MusicClassifier("head", head_features="embedding", random_state=0).fit(dataset)
     path = clf.save(tmp_path_factory.mktemp("models") / "head")
     return clf, path
 

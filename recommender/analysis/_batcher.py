@@ -306,7 +306,7 @@ class _Batcher:
         del self._tracks[fi]
         self.stats.files += 1
         embs = np.concatenate(a.embs).astype(np.float32)
-        return TrackAnalysis(
+        res = TrackAnalysis(
             path=a.path,
             duration_s=float(a.info.duration_s),
             starts_s=np.concatenate(a.starts).astype(np.float64),
@@ -318,3 +318,5 @@ class _Batcher:
             layer_summary=track_layer_summary(a.pools, embs) if self.with_pool else None,
             patch_level=a.patch_level,
         )
+        finish = getattr(self.model, "finish", None)  # a track-level head: its classes from the whole track
+        return finish(res) if finish is not None else res

@@ -124,7 +124,7 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
         padded = False
     with_pool = bool(getattr(m, "has_pool", False))
     out = m.predict_patches(P, with_pool=True) if with_pool else m.predict_patches(P)
-    return TrackAnalysis(
+    res = TrackAnalysis(
         path=None,
         duration_s=len(y) / features.SR,
         starts_s=np.asarray(starts_s, dtype=np.float64),
@@ -135,6 +135,8 @@ def analyze_waveform(y, *, sr=features.SR, model=None, sampling=None) -> TrackAn
         layer_summary=track_layer_summary([out[2]], out[1]) if with_pool else None,
         audio_flag=audio_flag(y, features.SR),
     )
+    finish = getattr(m, "finish", None)  # a track-level head: its classes from the whole track
+    return finish(res) if finish is not None else res
 
 
 def analyze_file(path, *, model=None, sampling=None) -> TrackAnalysis:

@@ -52,20 +52,24 @@ def cmd_ban(args) -> int:
         print_json({"banned": len(added), "total": len(rec.bans())})
     else:
         print(f"banned {len(added)} track(s) ({len(args.tracks) - len(added)} already banned); "
-              f"{len(rec.bans())} ban(s) in {display(rec.index_dir)}")
+              f"{len(rec.bans())} banned track(s) in {display(rec.index_dir)}")
     return 0
 
 
 def cmd_unban(args) -> int:
     from ..recommender import Recommender
 
+    from ..recommend.exclusions import ban_causes
+
     rec = Recommender(args.index)
-    n = rec.unban(*_tracks(args.tracks))
+    tracks = _tracks(args.tracks)
+    n = rec.unban(*tracks)  # logs a warning for each track still banned through its CUE album's audio file
+    causes = ban_causes(rec, [t for t in tracks if rec.resolve(t) is not None])
     if args.json:
-        print_json({"unbanned": n})
+        print_json({"unbanned": n, "still_banned": causes})
     else:
         print(f"unbanned {n} track(s)")
-    if n == 0:
+    if n == 0 and not causes:
         print("note: none of these was banned (recommender bans lists the ban list)", file=sys.stderr)
     return 0
 
@@ -75,6 +79,7 @@ def cmd_bans(args) -> int:
 
     import pandas as pd
 
+    from ..io.cuesheet import source_of_key
     from ..recommender import Recommender
 
     df = Recommender(args.index).bans()
@@ -85,9 +90,19 @@ def cmd_bans(args) -> int:
     if len(df) == 0:
         print("no banned tracks")
         return 0
+    albums: dict = {}  # a banned CUE audio file -> the ids of its cue tracks (shown as one line)
     for r in rows:
-        tid = "  -" if r["id"] is None else f"{r['id']:>3d}"
+        if r["id"] is not None and r["path"] != r["banned_path"] and source_of_key(r["path"]) == r["banned_path"]:
+            albums.setdefault(r["banned_path"], []).append(r["id"])
+    for r in rows:
         when = datetime.datetime.fromtimestamp(r["added_at"]).strftime("%Y-%m-%d") if r["added_at"] else "?"
+        ids = albums.get(r["banned_path"])
+        if ids and source_of_key(r["path"]) == r["banned_path"]:
+            if r["id"] == ids[0]:
+                print(f"  -  {when}  {display(r['banned_path'])}  (CUE album: {len(ids)} track(s), "
+                      f"ids {', '.join(map(str, ids))})")
+            continue
+        tid = "  -" if r["id"] is None else f"{r['id']:>3d}"
         note = "" if r["path"] == r["banned_path"] else f"  (banned as {display(r['banned_path'])})"
         if r["id"] is None:
             note += "  (not indexed)"

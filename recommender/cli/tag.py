@@ -4,8 +4,8 @@ Shows what it would change unless ``--write``; ``--undo`` puts back what an
 earlier ``--write`` changed (see :mod:`recommender.recommend.writeback`).
 Exit status 0, or 1 when some files could not be read or written (listed on
 stderr, the others done).  Tracks of a CUE album are not tagged (their one
-audio file holds several tracks): a note per album says so, and it is not an
-error.
+audio file holds several tracks): a note per album says so, naming the sheet
+that cuts it, and it is not an error.
 """
 
 from __future__ import annotations
@@ -46,10 +46,18 @@ def cmd_tag(args) -> int:
     else:
         _print_report(report, args)
         for e in report.notes:
-            print(f"note: {display(e['path'])}: {e['reason']}")
+            print(f"note: {display(e['path'])}: {e['reason']}{_sheet(e)}")
     for e in report.errors:
         print(f"error: {display(e['path'])}: {e['reason']}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def _sheet(note: dict) -> str:
+    """`` (sheet: PATH)`` for a note on a CUE album's audio file, naming the sheet that cuts it."""
+    from ..io.cuesheet import sheet_of
+
+    sheet = note.get("sheet") or sheet_of(note["path"])
+    return f" (sheet: {display(sheet)})" if sheet else ""
 
 
 def _print_report(report, args) -> None:
@@ -99,7 +107,9 @@ def add_commands(sub) -> None:
     p.add_argument("--write", action="store_true", help="write the tags (default: show what would change)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace values the files already have (with --undo: restore fields changed since)")
-    p.add_argument("--undo", action="store_true", help="put back the values an earlier --write replaced")
+    p.add_argument("--undo", action="store_true",
+                   help="put back the values an earlier --write replaced (at the file's current path: "
+                        "a file moved and re-indexed since is followed)")
     p.add_argument("--fields", type=_fields_arg, default=None, metavar="LIST",
                    help="comma-separated subset of bpm,key,mood,genre (default all)")
     p.add_argument("--min-p", type=float, default=WRITE_MIN_P, metavar="P",

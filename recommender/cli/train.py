@@ -120,9 +120,11 @@ def _print_multilabel(rep):
 def _train_targets(args, task) -> int:
     from ..learn._targets import load_targets, split_multilabel, split_regression
 
-    if args.mode not in ("head", "classical"):
-        print(f"error: --mode {args.mode}: --task {task} trains in head or classical mode "
-              "(finetune/scratch are for classify)", file=sys.stderr)
+    from ..models.trained import TASK_MODES
+
+    if args.mode not in TASK_MODES[task]:
+        print(f"error: --mode {args.mode}: --task {task} trains in {', '.join(TASK_MODES[task])} mode",
+              file=sys.stderr)
         return 2
     df = load_targets(args.dataset, task=task, targets=args.target or None)
     split = {"test_size": args.test_size, "validation_size": args.validation_size, "random_state": args.seed}
@@ -131,7 +133,7 @@ def _train_targets(args, task) -> int:
 
         df = split_regression(df, df.attrs["targets"], **split)
         model = MusicRegressor(args.mode, patches_per_track=args.patches, random_state=args.seed,
-                               verbose=not args.json and sys.stderr.isatty())
+                               epochs=args.epochs, verbose=not args.json and sys.stderr.isatty())
         evaluate, write, show = evaluate_regression, write_regression_report, _print_regression
     else:
         from ..learn.multilabel import MultiLabelClassifier, evaluate_multilabel, write_multilabel_report
@@ -188,7 +190,7 @@ def cmd_train(args) -> int:
                 args.min_tracks, ", ".join(f"{k} ({v})" for k, v in dropped.items())))
         print(split_summary(df).to_string())
     clf = MusicClassifier(args.mode, epochs=args.epochs, patches_per_track=args.patches,
-                          random_state=args.seed, verbose=not args.json and sys.stderr.isatty())
+                          head_features=args.head_features, random_state=args.seed, verbose=not args.json and sys.stderr.isatty())
     clf.fit(df)
     out = clf.save(args.out)
     report = evaluate(clf, df)
@@ -313,6 +315,7 @@ def cmd_predict(args) -> int:
 
 
 def add_commands(sub):
+    from ..learn.features import RECIPES  # numpy only
     from ..models.trained import MODES  # the format's modes, without importing scikit-learn
 
     p = sub.add_parser("train", help="train a classifier on your own labels and evaluate it on held-out tracks",
@@ -325,13 +328,20 @@ def add_commands(sub):
     p.add_argument("--task", choices=("auto", "classify", "regress", "multilabel"), default="auto",
                    help="auto (default): from the data -- one label per track: classify; numeric columns "
                         "(path,tempo,...): regress; a labels cell 'calm;sad' or 0/1 columns per label: "
-                        "multilabel (regress/multilabel train in head or classical mode)")
+                        "multilabel (regress trains in head, finetune or classical mode; multilabel in head or "
+                        "classical)")
     p.add_argument("--target", action="append", default=None, metavar="COLUMN",
                    help="regress: learn only this column (repeatable; default every numeric column)")
     p.add_argument("--mode", choices=MODES, default="head",
                    help="head (default, fast): frozen pretrained network + logistic regression; finetune: "
                         "whole network; scratch: small CNN; classical: MFCC/spectral statistics + LR")
-    p.add_argument("--epochs", type=int, default=None, help="max epochs (finetune: 8, scratch: 30)")
+    p.add_argument("--head-features", default="summary-all", choices=RECIPES, metavar="RECIPE",
+                   help="head mode: what the classifier learns from (default summary-all: mean and spread of "
+                        "both shipped networks' pool and penultimate layers, per track; 'embedding': the "
+                        "200-d patch embedding, one network, cheaper to index with; see "
+                        "recommender.learn.features)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="max epochs (finetune: 8, regression finetune: 6, scratch: 30)")
     p.add_argument("--patches", type=int, default=16, help="patches analysed per track (default 16)")
     p.add_argument("--test-size", type=float, default=0.2, help="fraction of tracks for test (default 0.2)")
     p.add_argument("--validation-size", type=float, default=0.1,

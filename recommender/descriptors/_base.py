@@ -87,10 +87,11 @@ def as_mono(y, sr) -> np.ndarray:
     if y.size and not np.all(np.isfinite(y)):
         raise ParameterError("y: contains NaN or infinite samples")
     if sr != DESCRIPTOR_SR and y.size:
-        import librosa
+        import soxr
 
-        y = librosa.resample(y, orig_sr=sr, target_sr=DESCRIPTOR_SR, res_type="soxr_hq")
-        y = np.ascontiguousarray(y, dtype=np.float32)
+        n = int(np.ceil(y.size * DESCRIPTOR_SR / sr))  # as librosa.resample(fix=True): soxr HQ, length fixed
+        y = soxr.resample(y, sr, DESCRIPTOR_SR, quality="soxr_hq")
+        y = np.ascontiguousarray(np.pad(y[:n], (0, max(0, n - y.size))), dtype=np.float32)
     return y
 
 

@@ -55,9 +55,9 @@ def _chroma_basis() -> tuple[np.ndarray, int, int]:
     (tuned on the benchmark's DEV set: bass and middle register carry the
     harmony; upper harmonics add misleading pitch classes).
     """
-    import librosa
+    from ..features.frontend import chroma_filterbank
 
-    fb = librosa.filters.chroma(
+    fb = chroma_filterbank(
         sr=DESCRIPTOR_SR, n_fft=KEY_N_FFT, n_chroma=12, tuning=0.0, ctroct=3.0, octwidth=1.0, base_c=True
     )
     freqs = np.arange(fb.shape[1]) * DESCRIPTOR_SR / KEY_N_FFT

@@ -17,9 +17,9 @@ from ._base import DESCRIPTOR_SR, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, _hann
 
 @functools.lru_cache(maxsize=1)
 def _mel_basis() -> np.ndarray:
-    import librosa
+    from ..features.frontend import mel_filterbank
 
-    return librosa.filters.mel(sr=DESCRIPTOR_SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+    return mel_filterbank(sr=DESCRIPTOR_SR, n_fft=N_FFT, n_mels=N_MELS)
 
 
 @functools.lru_cache(maxsize=1)

@@ -39,6 +39,8 @@ __all__ = [
     "PATCH_SECONDS",
     "FRONTEND_PARAMS",
     "mel_basis",
+    "mel_filterbank",
+    "chroma_filterbank",
     "logmel",
     "window_logmel",
     "patches",
@@ -75,12 +77,134 @@ FRONTEND_PARAMS = {
 
 @functools.lru_cache(maxsize=1)
 def mel_basis() -> np.ndarray:
-    """Mel filterbank, shape ``(N_MELS, N_FFT // 2 + 1)``, float32."""
-    import librosa
+    """Mel filterbank, shape ``(N_MELS, N_FFT // 2 + 1)``, float32 (:func:`mel_filterbank`)."""
+    return mel_filterbank(sr=SR, n_fft=N_FFT, n_mels=N_MELS)
 
-    return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, htk=False, norm="slaney").astype(
-        np.float32
-    )
+
+# Slaney's mel scale (Auditory Toolbox): linear below 1 kHz, logarithmic above.
+_MEL_F_SP = 200.0 / 3
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    f = np.asanyarray(f, dtype=np.float64)
+    m = f / _MEL_F_SP
+    log_t = f >= _MEL_MIN_LOG_HZ
+    return np.where(log_t, _MEL_MIN_LOG_MEL + np.log(np.maximum(f, _MEL_MIN_LOG_HZ) / _MEL_MIN_LOG_HZ)
+                    / _MEL_LOGSTEP, m)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asanyarray(m, dtype=np.float64)
+    f = _MEL_F_SP * m
+    log_t = m >= _MEL_MIN_LOG_MEL
+    return np.where(log_t, _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (m - _MEL_MIN_LOG_MEL)), f)
+
+
+def mel_filterbank(*, sr: float, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised triangular mel filterbank on Slaney's mel scale, in NumPy.
+
+    The same matrix as ``librosa.filters.mel(sr=sr, n_fft=n_fft,
+    n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False, norm="slaney")`` (the
+    same float64 arithmetic, cast to float32 row by row; ``tests/test_filterbanks.py``
+    checks equality), computed without importing librosa: librosa's import
+    compiles numba functions on first use, which made the first analysis
+    on a fresh install several times slower than the second (issue #20).
+
+    Parameters
+    ----------
+    sr : float
+        Sample rate, Hz.
+    n_fft : int
+        FFT length; the filterbank has ``n_fft // 2 + 1`` columns (rfft bins).
+    n_mels : int
+        Number of bands.
+    fmin, fmax : float
+        Lowest and highest frequency, Hz (``fmax`` default ``sr / 2``).
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_fft // 2 + 1), float32
+        Row ``i`` weights the power of each rfft bin into band ``i``.
+
+    Raises
+    ------
+    ParameterError
+        Non-positive ``sr``, ``n_fft`` or ``n_mels``, or ``fmin >= fmax``.
+    """
+    fmax = float(sr) / 2 if fmax is None else float(fmax)
+    if sr <= 0 or int(n_fft) <= 0 or int(n_mels) <= 0 or not 0 <= fmin < fmax:
+        raise ParameterError(f"sr={sr}, n_fft={n_fft}, n_mels={n_mels}, fmin={fmin}, fmax={fmax}: "
+                             "expected positive sizes and 0 <= fmin < fmax")
+    n_mels = int(n_mels)
+    weights = np.zeros((n_mels, int(1 + n_fft // 2)), dtype=np.float32)
+    fftfreqs = np.fft.rfftfreq(n=int(n_fft), d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def chroma_filterbank(*, sr: float, n_fft: int, n_chroma: int = 12, tuning: float = 0.0, ctroct: float = 5.0,
+                      octwidth: float | None = 2.0, base_c: bool = True) -> np.ndarray:
+    """Chroma filterbank (Gaussian bumps per pitch class, L2-normalised columns), in NumPy.
+
+    The same matrix as ``librosa.filters.chroma`` with the same arguments
+    (Ellis' ``fft2chromamx``; ``tests/test_filterbanks.py`` checks equality),
+    without importing librosa, whose :mod:`librosa.util` compiles numba
+    functions at import (~15 s on a fresh install).
+
+    Parameters
+    ----------
+    sr : float
+        Sample rate, Hz.
+    n_fft : int
+        FFT length.
+    n_chroma : int
+        Bins per octave.
+    tuning : float
+        Deviation from A440 in fractions of a chroma bin.
+    ctroct, octwidth : float
+        Centre (octaves above A0 / 16 of A440) and width (octaves) of the
+        Gaussian weighting over octaves; ``octwidth=None`` for flat weighting.
+    base_c : bool
+        Start the rows at C (else at A).
+
+    Returns
+    -------
+    np.ndarray, shape (n_chroma, n_fft // 2 + 1), float32
+
+    Raises
+    ------
+    ParameterError
+        Non-positive ``sr``, ``n_fft`` or ``n_chroma``.
+    """
+    if sr <= 0 or int(n_fft) <= 0 or int(n_chroma) <= 0:
+        raise ParameterError(f"sr={sr}, n_fft={n_fft}, n_chroma={n_chroma}: expected positive values")
+    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    a440 = 440.0 * 2.0 ** (tuning / n_chroma)
+    frqbins = n_chroma * np.log2(frequencies / (float(a440) / 16))
+    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
+    binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
+    D = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
+    n_chroma2 = np.round(float(n_chroma) / 2)
+    D = np.remainder(D + n_chroma2 + 10 * n_chroma, n_chroma) - n_chroma2
+    wts = np.exp(-0.5 * (2 * D / np.tile(binwidthbins, (n_chroma, 1))) ** 2)
+    norm = np.sum(np.abs(wts) ** 2, axis=0, keepdims=True) ** 0.5
+    norm[norm < np.finfo(wts.dtype).tiny] = 1.0  # librosa.util.normalize leaves tiny columns alone
+    wts = wts / norm
+    if octwidth is not None:
+        wts *= np.tile(np.exp(-0.5 * (((frqbins / n_chroma - ctroct) / octwidth) ** 2)), (n_chroma, 1))
+    if base_c:
+        wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
+    return np.ascontiguousarray(wts[:, : int(1 + n_fft / 2)], dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=1)

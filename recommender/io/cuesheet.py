@@ -25,6 +25,11 @@ Track boundaries: a track starts at its ``INDEX 01`` and ends at the next
 track's ``INDEX 01`` (what players do: a pregap, ``INDEX 00``, is heard at
 the end of the track before it); the last track ends with the file.
 
+A ``FILE`` with one ``AUDIO`` track (sheets with one file per track) is not
+cut: the file is indexed whole, as itself, with that track's title,
+performer, album... from the sheet (:class:`SheetFileEntry`,
+:func:`apply_sheet_tags`).
+
 Identity: a cue track is stored under the path
 ``"<audio path>#t=<start>,<end>"`` (:func:`segment_key`; W3C Media
 Fragments, seconds with at most 3 decimals; the last track ``#t=<start>``),
@@ -40,6 +45,7 @@ import os
 import re
 
 from ..errors import CueSheetError
+from .collection import FileEntry
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +56,9 @@ __all__ = [
     "CueSheetError",
     "CueTrack",
     "Segment",
+    "SheetFileEntry",
     "album_segments",
+    "apply_sheet_tags",
     "apply_track_tags",
     "decode_cue",
     "expand_albums",
@@ -58,6 +66,7 @@ __all__ = [
     "read_cue",
     "resolve_file",
     "segment_key",
+    "sheet_of",
     "sheets_in",
     "source_of_key",
     "track_tags",
@@ -541,6 +550,64 @@ def source_of_key(path) -> str | None:
     return p[: m.start()] if m else None
 
 
+def sheet_of(source) -> str | None:
+    """The ``.cue`` sheet that cuts the audio file ``source`` into tracks, as indexing
+    chooses it (:func:`expand_albums`), or ``None`` (no usable sheet beside it).
+
+    >>> sheet_of("/m/album.flac")  # doctest: +SKIP
+    '/m/album.cue'
+    """
+    src = os.path.abspath(os.fspath(source))
+    try:
+        sheets = sheets_in(os.path.dirname(src))
+    except OSError:
+        return None
+    usable = []
+    for sp in sheets:  # quietly: sheets of other albums in the folder name other files
+        try:
+            sheet = read_cue(sp)
+        except (CueSheetError, OSError):
+            continue
+        if any(len(b.audio_tracks) >= 2 and _names(sheet, b, src) for b in sheet.files):
+            usable.append(sp)
+    stem = os.path.splitext(src)[0]
+    return next((sp for sp in usable if os.path.splitext(sp)[0] == stem), usable[0] if usable else None)
+
+
+def _names(sheet: CueSheet, block: CueFile, path: str) -> bool:
+    """Whether the ``FILE`` block names the audio file ``path`` (:func:`resolve_file`)."""
+    try:
+        return resolve_file(sheet, block, {path: None}) == path
+    except CueSheetError:
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class SheetFileEntry(FileEntry):
+    """A whole audio file that a ``FILE`` block with one ``AUDIO`` track describes:
+    indexed as itself (``segment`` ``None``: same path, hash and analysis as
+    any file), with the ``sheet`` it comes from and that track's
+    :func:`track_tags` as ``(key, value)`` pairs in ``tags``
+    (:func:`apply_sheet_tags`)."""
+
+    sheet: str | None = None
+    tags: tuple = ()
+
+
+def apply_sheet_tags(file_tags: dict, entry) -> dict:
+    """The tags of a walk entry that is a whole file: ``file_tags``
+    (:func:`recommender.io.collection.read_tags`) with what its sheet says of
+    its one track in their place, as :func:`apply_track_tags` does for a cue
+    track (a title the sheet does not give stays the file's); ``file_tags``
+    itself for an entry without a sheet."""
+    if not isinstance(entry, SheetFileEntry) or not entry.tags:
+        return file_tags
+    out = apply_track_tags(file_tags, Segment(source=entry.path, start_s=0.0, sheet=entry.sheet, tags=entry.tags))
+    if not dict(entry.tags).get("title"):
+        out["title"] = file_tags.get("title")  # the file is the whole track: not "<title> (n)"
+    return out
+
+
 def _int_prefix(s) -> int | None:
     m = re.match(r"\s*(\d{1,9})", str(s or ""))
     return int(m.group(1)) if m else None
@@ -566,13 +633,35 @@ def apply_track_tags(file_tags: dict, seg: Segment) -> dict:
     return out
 
 
+def _whole_file(sheet: CueSheet, block: CueFile, audio: dict) -> tuple | None:
+    """``(audio path, tags)`` of a ``FILE`` block with one ``AUDIO`` track: the file it
+    names and that track's :func:`track_tags` as sorted pairs; ``None`` when it names
+    no file found (a file with one track is not an album to cut: not an error)."""
+    try:
+        src = resolve_file(sheet, block, audio)
+    except CueSheetError as e:
+        logger.debug("%s line %s: %s", sheet.path, e.line, e.reason)
+        return None
+    return src, tuple(sorted(track_tags(sheet, block.audio_tracks[0]).items()))
+
+
+def _keep_new(src: str, new_sheet: str, old_sheet: str) -> bool:
+    """Two sheets describe ``src``: the new one wins only when it has the file's stem and the old does not."""
+    stem = os.path.splitext(src)[0]
+    return os.path.splitext(new_sheet)[0] == stem and os.path.splitext(old_sheet)[0] != stem
+
+
 def expand_albums(found: dict, *, sheet_errors: list | None = None) -> dict:
     """The walk's ``{path: FileEntry}`` with every audio file that a sheet beside it
     cuts into tracks replaced, in place, by one entry per cue track.
 
     The ``.cue`` files of each folder holding a found audio file are read;
     a ``FILE`` block with two or more ``AUDIO`` tracks cuts the file it
-    names (:func:`resolve_file`).  A sheet that cannot be used (malformed,
+    names (:func:`resolve_file`); a block with one ``AUDIO`` track (a sheet
+    with one ``FILE`` per track) leaves its file whole, as a
+    :class:`SheetFileEntry` carrying that track's title, performer, album...
+    (:func:`apply_sheet_tags`), ``mtime_ns`` the later of the file's and the
+    sheet's.  A sheet that cannot be used (malformed,
     naming a missing file) is logged as a warning naming the sheet and the
     line, appended to ``sheet_errors`` as ``(sheet, reason)``, and the audio
     file stays whole.  Two usable sheets for one file: the one with the
@@ -592,7 +681,7 @@ def expand_albums(found: dict, *, sheet_errors: list | None = None) -> dict:
         the audio file's ``size``, ``mtime_ns`` the later of the audio
         file's and the sheet's, and its ``segment``.
     """
-    from .collection import FileEntry, display_path
+    from .collection import display_path
 
     def report(sheet, reason):
         logger.warning("%s: %s", display_path(sheet), reason)
@@ -611,15 +700,18 @@ def expand_albums(found: dict, *, sheet_errors: list | None = None) -> dict:
             logger.debug("cannot list %s for cue sheets: %s", display_path(folder), e)
             continue
         claims: dict = {}  # audio path -> (sheet, segments, sheet mtime_ns)
+        singles: dict = {}  # audio path -> (sheet, its one track's tags, sheet mtime_ns)
         for sp in sheets:
             try:
                 sheet = read_cue(sp)
                 mtime = os.stat(sp).st_mtime_ns
-                mine = {}
+                mine, whole = {}, []
                 for block in sheet.files:
-                    if len(block.audio_tracks) >= 2:  # a file with one track is that track
+                    if len(block.audio_tracks) >= 2:
                         src = resolve_file(sheet, block, audio)
                         mine[src] = album_segments(sheet, block, src)
+                    elif len(block.audio_tracks) == 1:  # a file with one track is that track: its tags
+                        whole.append(_whole_file(sheet, block, audio))
             except CueSheetError as e:
                 where = f"line {e.line}: " if e.line else ""
                 report(sp, f"{where}{e.reason}; not used (its audio file is indexed whole)")
@@ -627,11 +719,13 @@ def expand_albums(found: dict, *, sheet_errors: list | None = None) -> dict:
             except OSError as e:
                 report(sp, f"cannot read the sheet ({e.strerror or e}); not used")
                 continue
+            for src, tags in filter(None, whole):  # (quietly: a whole file keeps its audio either way)
+                if src not in singles or _keep_new(src, sp, singles[src][0]):
+                    singles[src] = (sp, tags, mtime)
             for src, segs in mine.items():
                 prev = claims.get(src)
                 if prev is not None:
-                    stem = os.path.splitext(src)[0]
-                    keep_new = os.path.splitext(sp)[0] == stem and os.path.splitext(prev[0])[0] != stem
+                    keep_new = _keep_new(src, sp, prev[0])
                     loser = prev[0] if keep_new else sp
                     report(loser, f"{display_path(src)} is also described by "
                                   f"{display_path(sp if keep_new else prev[0])}; this sheet is not used")
@@ -642,6 +736,10 @@ def expand_albums(found: dict, *, sheet_errors: list | None = None) -> dict:
             fe = audio[src]
             replace[src] = [FileEntry(s.key, fe.size, max(fe.mtime_ns, mtime), segment=s) for s in segs]
             logger.debug("%s: %d tracks from %s", display_path(src), len(segs), display_path(sp))
+        for src, (sp, tags, mtime) in singles.items():
+            if src not in claims:  # a sheet that cuts the file wins over one that names it whole
+                fe = audio[src]
+                replace[src] = [SheetFileEntry(fe.path, fe.size, max(fe.mtime_ns, mtime), sheet=sp, tags=tags)]
     if not replace:
         return found
     out: dict = {}

@@ -327,16 +327,25 @@ def _parse_fpcalc(stdout: str) -> tuple[float | None, np.ndarray | None]:
 
 
 def fingerprint_file(path, *, max_length_s: float = 120, timeout_s: float = 600) -> Fingerprint:
-    """Chromaprint fingerprint of the first ``max_length_s`` seconds of a file.
+    """Chromaprint fingerprint of the first ``max_length_s`` seconds of a file, or of a cue track.
 
     Runs ``fpcalc -raw -length N path`` (the command pyacoustid's
     ``acoustid.fingerprint_file(..., force_fpcalc=True)`` builds, plus
-    ``-raw``; ``$FPCALC`` names the program as for pyacoustid).
+    ``-raw``; ``$FPCALC`` names the program as for pyacoustid).  A cue track
+    (a :class:`recommender.io.cuesheet.Segment`) is fingerprinted from its
+    own start: fpcalc has ``-length`` but no offset, so ffmpeg decodes the
+    segment (``-ss start -t length``, a seek, not a decode from the file's
+    start) to 16-bit mono PCM at 11025 Hz, Chromaprint's internal rate, and
+    fpcalc reads it from a pipe (``-format s16le -rate 11025 -channels 1 -``,
+    Chromaprint >= 1.4).  The same recording as a file of its own matches it
+    (:func:`same_recording`; tested).
 
     Parameters
     ----------
-    path : str or os.PathLike
-        Any format ``fpcalc`` (FFmpeg) decodes.
+    path : str, os.PathLike or Segment
+        Any format ``fpcalc`` (FFmpeg) decodes; or a segment of such a file
+        (anything with ``source``, ``start_s`` and ``end_s`` (``None``: to
+        the end) in seconds), which needs ``ffmpeg`` too.
     max_length_s : float
         Seconds of audio fingerprinted from the start (rounded up to whole
         seconds); 120 is fpcalc's and AcoustID's default.  Cost: about one
@@ -349,7 +358,8 @@ def fingerprint_file(path, *, max_length_s: float = 120, timeout_s: float = 600)
     -------
     Fingerprint
         ``items`` of shape ``(n_items,)``, ``n_items`` ~ ``8.08 * min(duration,
-        max_length_s) - 18``; ``duration_s`` of the whole file (whole seconds).
+        max_length_s) - 18``; ``duration_s`` of the whole file (whole
+        seconds), of a segment its length (seconds, as decoded).
 
     Raises
     ------
@@ -372,13 +382,16 @@ def fingerprint_file(path, *, max_length_s: float = 120, timeout_s: float = 600)
     """
     check_number("max_length_s", max_length_s, min=0, min_inclusive=False)
     check_number("timeout_s", timeout_s, min=0, min_inclusive=False)
-    p = _check_file(path)
+    segment = path if hasattr(path, "source") and hasattr(path, "start_s") else None
+    p = _check_file(segment.source if segment is not None else path)
     exe = _fpcalc_command()
     if _which(exe) is None:
         raise AudioError(
             p, f"fpcalc (Chromaprint) is not installed or not found as {exe!r} "
             "(Debian/Ubuntu: apt install libchromaprint-tools)"
         )  # fmt: skip
+    if segment is not None:
+        return _fingerprint_segment(p, exe, segment, max_length_s, timeout_s)
     cmd = [exe, "-raw", "-length", str(math.ceil(max_length_s)), p]
     try:
         r = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
@@ -396,6 +409,51 @@ def fingerprint_file(path, *, max_length_s: float = 120, timeout_s: float = 600)
     if items.size == 0:
         raise AudioError(p, _fpcalc_reason(r.returncode, "Empty fingerprint"))
     return Fingerprint(items, duration, 1)
+
+
+def _fingerprint_segment(p: str, exe: str, seg, max_length_s: float, timeout_s: float) -> Fingerprint:
+    """A cue track's fingerprint: ffmpeg decodes ``[start, min(end, start + max_length_s))``
+    of ``p`` to a pipe that fpcalc reads."""
+    start = float(seg.start_s)
+    end = None if seg.end_s is None else float(seg.end_s)
+    if not start >= 0 or (end is not None and not end > start):
+        raise ParameterError(f"segment={start:g}..{end}: start must be >= 0 and end after start")
+    at = f"the cue track at {start:.3f} s: "
+    ffmpeg = _which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(p, at + "ffmpeg is not installed (it decodes a cue track for fpcalc)")
+    length = max_length_s if end is None else min(max_length_s, end - start)
+    dec = [ffmpeg, "-v", "error", "-nostdin", "-ss", f"{start:.6f}", "-i", p, "-t", f"{length:.6f}", "-vn",
+           "-ac", "1", "-ar", "11025", "-f", "s16le", "-"]
+    try:
+        pcm = subprocess.run(dec, capture_output=True, timeout=timeout_s, check=False)
+        if pcm.returncode != 0 or not pcm.stdout:
+            detail = pcm.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no audio there"]
+            raise AudioError(p, at + f"ffmpeg could not decode it ({detail[0]})")
+        r = subprocess.run([exe, "-raw", "-length", str(math.ceil(length)), "-format", "s16le", "-rate", "11025",
+                            "-channels", "1", "-"], input=pcm.stdout, capture_output=True,
+                           timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise AudioError(p, at + f"decoding and fingerprinting took longer than {timeout_s:g} s") from None
+    except OSError as e:
+        raise AudioError(p, at + f"ffmpeg or fpcalc could not be run ({e.strerror or e})") from None
+    _, items = _parse_fpcalc(r.stdout.decode("utf-8", "replace"))
+    if r.returncode not in (0, 3) or items is None or items.size == 0:
+        raise AudioError(p, at + _fpcalc_reason(r.returncode, r.stderr.decode("utf-8", "replace") or
+                                               "Empty fingerprint"))
+    return Fingerprint(items, _segment_length(p, start, end), 1)
+
+
+def _segment_length(p: str, start: float, end: float | None) -> float:
+    """Seconds from ``start`` to ``end`` (``None``: the end of the file, ``nan`` if unknown)."""
+    if end is not None:
+        return end - start
+    from .audio import info
+
+    try:
+        return float(info(p).duration_s) - start
+    except Exception:  # noqa: BLE001 - the length is a convenience here
+        return float("nan")
 
 
 def _fingerprint_via_ffmpeg(p: str, exe: str, max_length_s: float, timeout_s: float) -> Fingerprint | None:

@@ -12,7 +12,9 @@ M3U8
     unknown; the Winamp convention players split on ``" - "``) followed by the
     path, absolute or relative to ``relative_to`` (a relative path is
     resolved from the playlist's folder by players).  A file name that is not
-    UTF-8 is written as its raw bytes, so the player opens the same file.
+    UTF-8 or holds a line break is written as an absolute ``file://`` URI of
+    its raw bytes (``%96``, ``%0A``), so the file stays UTF-8 with one line
+    per entry and the player opens the same file.
 XSPF
     An XSPF 1 document (http://xspf.org/ns/0/): ``<trackList>`` of
     ``<track>`` with ``<location>`` (an absolute ``file://`` URI of the path's
@@ -76,6 +78,15 @@ _MEDIA_FRAGMENT = re.compile(r"^t=(?:npt:)?([0-9.]*)(?:,([0-9.]+))?$")
 
 
 # --------------------------------------------------------------------------- fields of a row
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _shown(path) -> str:
+    """``path`` for a message or log line: :func:`display_path`, and control characters
+    (a line break in a name) escaped as ``\\n`` / ``\\xNN`` so the message stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], display_path(path))
+
+
 def _text(v) -> str | None:
     """A tag value as one line of valid UTF-8 text, or ``None`` when empty/missing."""
     if not isinstance(v, str) or not v.strip():
@@ -91,7 +102,7 @@ def _number(row, key):
     try:
         v = float(v)
     except (TypeError, ValueError):
-        raise ParameterError(f"{key}={row.get(key)!r} of {display_path(str(row.get('path')))}: "
+        raise ParameterError(f"{key}={row.get(key)!r} of {_shown(str(row.get('path')))}: "
                              "must be a number of seconds") from None
     return v if math.isfinite(v) else None
 
@@ -99,7 +110,7 @@ def _number(row, key):
 def _segment(row):
     """``(start_s, end_s)`` of a part of a file (each ``None`` when not given)."""
     start, end = _number(row, "start_s"), _number(row, "end_s")
-    where = display_path(str(row.get("path")))
+    where = _shown(str(row.get("path")))
     if start is not None and start < 0:
         raise ParameterError(f"start_s={start} of {where}: must be >= 0")
     if end is not None and end <= (start or 0.0):
@@ -190,6 +201,17 @@ def uri_to_path(uri: str, *, base: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- writers
+def _needs_uri(path: str) -> bool:
+    """Whether ``path`` cannot be an M3U line as it is: not UTF-8, or a line break in it."""
+    if "\n" in path or "\r" in path:
+        return True
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
     """An extended M3U playlist (UTF-8) of ``rows``.
 
@@ -208,11 +230,12 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
     Returns
     -------
     bytes
-        Valid UTF-8. One entry per row; a path that holds a line break cannot
-        be written in M3U and is left out (logged as a warning); a path whose
-        name is not UTF-8 is written as an absolute ``file://`` URI with its
-        raw bytes percent-encoded (:func:`path_to_uri`), so the playlist stays
-        UTF-8 and players still open the same file.
+        Valid UTF-8. One entry per row; a path whose name is not UTF-8 or
+        holds a line break (``\n``, ``\r``: it would end the M3U line) is
+        written as an absolute ``file://`` URI with its raw bytes
+        percent-encoded (:func:`path_to_uri`; ``\n`` is ``%0A``), so the
+        playlist stays UTF-8, one line per entry, and players still open the
+        same file (as in XSPF).
 
     Raises
     ------
@@ -225,9 +248,6 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
     base = os.path.abspath(os.fspath(relative_to)) if relative_to is not None else None
     for row in rows:
         path = _path(row)
-        if "\n" in path or "\r" in path:
-            logger.warning("left out of the M3U8 playlist (a line break in the name): %s", display_path(path))
-            continue
         start, end = _segment(row)
         d = _duration_s(row)
         lines.append(f"#EXTINF:{-1 if d is None else math.floor(d + 0.5)},{_display_name(row)}".encode())
@@ -236,13 +256,11 @@ def m3u8_bytes(rows, *, title: str | None = None, relative_to=None) -> bytes:
         if end is not None:
             lines.append(f"#EXTVLCOPT:stop-time={_seconds_text(end)}".encode())
         p = os.path.abspath(path)
-        raw = os.fsencode(p)
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            # a name that is not UTF-8: the file stays valid UTF-8 and the path still opens the
-            # file, as a file:// URI with the raw bytes percent-encoded (b"\x96" -> %96), which
-            # VLC, mpv and read_m3u8 open
+        if _needs_uri(p):
+            # a name that is not UTF-8, or holds a line break (which would end the M3U line):
+            # the file stays valid UTF-8 with one line per entry and the path still opens the
+            # file, as a file:// URI with the raw bytes percent-encoded (b"\x96" -> %96,
+            # "\n" -> %0A), which VLC, mpv and read_m3u8 open
             lines.append(path_to_uri(p).encode("ascii"))
             continue
         if base is not None:
@@ -392,7 +410,7 @@ def read_m3u8(path) -> list[dict]:
         A malformed ``#EXTINF`` duration or VLC time (the message names the
         playlist and the line).
     """
-    where_file = display_path(os.fspath(path))
+    where_file = _shown(os.fspath(path))
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     with open(path, "rb") as fh:
         raw = fh.read()
@@ -450,7 +468,7 @@ def read_xspf(path) -> list[dict]:
     PlaylistFileError
         Not well-formed XML, or not an XSPF playlist (``path`` and ``reason``).
     """
-    where = display_path(os.fspath(path))
+    where = _shown(os.fspath(path))
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:

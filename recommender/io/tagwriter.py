@@ -16,9 +16,24 @@ are written the way each format holds several (ID3v2.4: one frame with
 NUL-separated strings; Vorbis: the field repeated; MP4: several data atoms).
 Vorbis' ``KEY`` is written with ``INITIALKEY`` (Picard and Mixxx read
 ``KEY``, Traktor and foobar2000 ``INITIALKEY``) and read when
-``INITIALKEY`` is absent.  In a WAV file an existing RIFF ``INFO`` genre
-(``IGNR``) counts as the file's genre; new values go into the ``id3 ``
-chunk (RIFF ``INFO`` has no fields for BPM, key or mood).
+``INITIALKEY`` is absent.
+
+WAV files: the values go into the ``id3 `` chunk (read by mutagen, TagLib,
+foobar2000, MusicBee...).  A WAV file that also carries a RIFF ``LIST/INFO``
+chunk (every file ffmpeg writes has one, with ``ISFT``; rippers write
+``INAM``/``IART``...) hides that chunk from FFmpeg: libavformat keeps a
+demuxer's own metadata and drops the ID3 tag ("Discarding ID3 tags because
+more suitable tags were found", ``avformat_open_input``), whatever the
+chunk order or the ID3 version.  So in such a file the fields are also
+mirrored into the existing ``INFO`` list: ``genre`` as ``IGNR`` (the RIFF
+genre) and, as RIFF has no id for them, ``bpm``/``key``/``mood`` under the
+ids of their ID3 frames (``TBPM``, ``TKEY``, ``TMOO``: ``ffprobe`` then
+shows the same keys as for a WAV with only an ID3 chunk).  INFO values are
+UTF-8 text, several values joined with ``;`` (as ffprobe joins ID3
+values); other INFO entries are kept byte for byte.  A file without an
+``INFO`` list gets none.  Reading (:func:`read_fields`) takes the ID3
+value, else the INFO one.  AIFF has no such conflict (ffmpeg shows its
+``ID3 `` chunk).
 
 Writing (:func:`write_fields`) never touches audio data and is atomic: the
 file is copied to a temporary file in the same folder, the tags are written
@@ -41,7 +56,7 @@ import stat
 
 from .._utils import atomic_write
 from ..errors import TagWriteError
-from .collection import display_path, read_tags
+from .collection import display_path
 
 __all__ = ["FIELDS", "TagWriteError", "read_fields", "write_fields", "tag_format"]
 
@@ -52,6 +67,7 @@ FIELDS = ("bpm", "key", "mood", "genre")
 
 _ID3 = {"bpm": "TBPM", "key": "TKEY", "mood": "TMOO", "genre": "TCON"}
 _VORBIS = {"bpm": ("BPM",), "key": ("INITIALKEY", "KEY"), "mood": ("MOOD",), "genre": ("GENRE",)}
+_RIFF_INFO = {"bpm": b"TBPM", "key": b"TKEY", "mood": b"TMOO", "genre": b"IGNR"}
 _MP4 = {"bpm": "tmpo", "key": "----:com.apple.iTunes:initialkey", "mood": "----:com.apple.iTunes:MOOD",
         "genre": "\xa9gen"}  # fmt: skip
 
@@ -251,9 +267,86 @@ def read_fields(path, fields=FIELDS) -> dict:
     except OSError as e:
         raise TagWriteError(path, _os_reason(e, writing=False)) from None
     out = {f: _get(mf, kind, f) for f in fields}
-    if "genre" in out and not out["genre"] and os.path.splitext(path)[1].lower() in (".wav", ".wave"):
-        out["genre"] = _clean(read_tags(path)["tags"].get("genre", []))  # RIFF INFO IGNR
+    if _is_wave(mf) and not all(out.values()):
+        try:
+            info = _info_entries(path)
+        except OSError as e:
+            raise TagWriteError(path, _os_reason(e, writing=False)) from None
+        for f in out:
+            if not out[f]:
+                out[f] = _info_values(info, f)
     return out
+
+
+# --------------------------------------------------------------------------- RIFF INFO (WAV)
+def _is_wave(mf) -> bool:
+    from mutagen.wave import WAVE
+
+    return isinstance(mf, WAVE)
+
+
+def _info_chunk(riff):
+    """The first ``LIST`` chunk of type ``INFO`` of a :class:`mutagen._riff.RiffFile`, or ``None``."""
+    return next((c for c in riff.root.subchunks() if c.id == "LIST" and getattr(c, "name", None) == "INFO"), None)
+
+
+def _parse_info(body: bytes) -> list:
+    """``[(id, raw value bytes)]`` of an INFO list's data (after ``INFO``), in file order."""
+    out, pos = [], 0
+    while pos + 8 <= len(body):
+        sid, size = body[pos:pos + 4], int.from_bytes(body[pos + 4:pos + 8], "little")
+        out.append((sid, body[pos + 8:pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return out
+
+
+def _info_entries(path: str) -> list:
+    """``[(id, raw bytes)]`` of the WAV file's first ``LIST/INFO`` chunk; ``[]`` if it has none."""
+    from mutagen._riff import RiffFile
+
+    with open(path, "rb") as f:
+        try:
+            chunk = _info_chunk(RiffFile(f))
+        except Exception:  # noqa: BLE001 - no readable RIFF structure: no INFO
+            return []
+        return _parse_info(chunk.read()[4:]) if chunk is not None else []
+
+
+def _info_values(entries: list, field: str) -> list:
+    for sid, raw in entries:
+        if sid == _RIFF_INFO[field]:
+            raw = raw.split(b"\x00", 1)[0]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("cp1252", "replace")
+            return _clean(text.split(";"))
+    return []
+
+
+def _set_info(path: str, values: dict) -> None:
+    """Mirror ``values`` into the existing ``LIST/INFO`` chunk of the WAV file ``path``
+    (resized in place by mutagen's RIFF code; the other chunks' bytes are moved, not changed)."""
+    from mutagen._riff import RiffFile
+
+    with open(path, "r+b") as f:
+        chunk = _info_chunk(RiffFile(f))
+        if chunk is None:
+            return
+        entries = _parse_info(chunk.read()[4:])
+        for field, vals in values.items():
+            sid = _RIFF_INFO[field]
+            new = ";".join(vals).encode("utf-8") + b"\x00" if vals else None
+            at = next((k for k, (s, _) in enumerate(entries) if s == sid), None)
+            entries = [e for e in entries if e[0] != sid or new is not None]
+            if new is not None and at is not None:
+                entries = [(s, new if s == sid else v) for s, v in entries]
+            elif new is not None:
+                entries.append((sid, new))
+        body = b"INFO" + b"".join(s + len(v).to_bytes(4, "little") + v + b"\x00" * (len(v) & 1)
+                                  for s, v in entries)
+        chunk.resize(len(body))
+        chunk.write(body)
 
 
 # --------------------------------------------------------------------------- writing
@@ -323,6 +416,8 @@ def write_fields(path, values: dict) -> dict:
             mf.save(v2_version=4)
         else:
             mf.save()
+        if _is_wave(mf):
+            _set_info(tmp, values)
         back, kind = _open(tmp)
         got.update({f: _get(back, kind, f) for f in values})
         now = os.stat(real)

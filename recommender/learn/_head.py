@@ -14,9 +14,11 @@ Saved as plain arrays in ``model.npz`` (no pickle) next to a ``model.json``
 whose ``mode`` is ``"head"`` and whose ``head_recipe`` / ``head_networks``
 name the recipe and the networks (with their weights' SHA-256).  A standard
 deviation over patches is not a function of one patch, so such a model has
-no per-patch network: it predicts whole files (``predict``, ``evaluate``)
-but cannot back an index or ``classify`` (:data:`NO_PATCHES`).
-Package-internal (used by :mod:`.classifier`).
+no per-patch network: ``predict``/``evaluate`` compute its rows here
+(:func:`track_table`), ``classify --model``/``index --model`` through
+:class:`recommender.models.trackhead.TrackHeadModel` (every network on the
+same patches, then :meth:`~recommender.models.trackhead.TrackHeadModel.finish`;
+:func:`track_head_model`).  Package-internal (used by :mod:`.classifier`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,9 @@ import numpy as np
 from ..errors import ModelError
 from . import features as hf
 
-__all__ = ["NO_PATCHES", "TrackHead", "check_patch_model", "fit_head", "is_track_recipe", "patch_outputs",
-           "track_table"]
+__all__ = ["TrackHead", "fit_head", "is_track_recipe", "patch_outputs", "track_head_model", "track_table"]
 
 logger = logging.getLogger(__name__)
-
-NO_PATCHES = (
-    "a track-level head (head_features={recipe!r}) classifies whole files from the mean and spread of "
-    "their patches: it has no per-patch network, so it cannot back an index or `recommender classify`; "
-    "use `recommender predict MODEL FILES` / load_classifier(path).predict(files), or train with "
-    "head_features='embedding' for a model an index can run")
-
 
 def is_track_recipe(name) -> bool:
     """True for a recipe of :data:`recommender.learn.features.RECIPES` at track level."""
@@ -89,10 +83,15 @@ def fit_head(clf, tr, ytr, va, yva, groups_of):
     clf._tag_model = None
 
 
-def check_patch_model(clf):
-    """Raise :class:`ModelError` when ``clf`` is a track-level head (no per-patch network)."""
-    if isinstance(getattr(clf, "model_", None), TrackHead):
-        raise ModelError(getattr(clf, "source_", None), NO_PATCHES.format(recipe=clf.model_.recipe.name))
+def track_head_model(clf):
+    """The :class:`~recommender.models.trackhead.TrackHeadModel` of a fitted track-level head ``clf``."""
+    from ..models import load_model
+    from ..models.trackhead import TrackHeadModel
+
+    h = clf.model_
+    return TrackHeadModel(getattr(clf, "name_", None) or "custom:head", clf.classes_,
+                          getattr(clf, "weights_sha256_", None) or "unsaved", h.arrays(), h.recipe.to_json(),
+                          [load_model(n["name"]) for n in h.networks], source=getattr(clf, "source_", None))
 
 
 def patch_outputs(clf, paths):

@@ -169,7 +169,7 @@ def load_affine(path, task):
         layer = km.get_layer("output_logits" if task == "multilabel" else "value_dense")
         K, b = layer.get_weights()
         bb = meta.get("backbone") or {}
-        model = AffineModel(task, "head", names, K, b, patches=patches, keras_model=km,
+        model = AffineModel(task, meta["mode"], names, K, b, patches=patches, keras_model=km,
                             embedding_dim=int(meta.get("embedding_dim")), backbone=bb.get("name"),
                             backbone_sha256=bb.get("weights_sha256"))
     return model, meta, d

@@ -5,21 +5,27 @@
 ``classes_``, ``random_state`` for all randomness) with four modes:
 
 ``"head"`` (default, fast)
-    The pretrained network stays frozen; each 3-s patch becomes its 200-d
-    ``penultimate`` embedding (``head_features="embedding+tags"`` adds the
-    50 tag probabilities; measured no better), and a
-    multinomial logistic regression (standardised inputs, L2 strength ``C``
-    chosen by cross-validation grouped by track -- by artist when known --
-    on the training + validation tracks, scored by track-level log loss)
-    learns the classes.  The regression is folded into a Keras ``Dense`` +
-    softmax on top of the network, so the saved model is one ``.keras`` file
-    and the index sees exactly what ``predict_proba`` sees.  A logistic
-    regression rather than a Keras dense head: deterministic, nothing to
-    early-stop, seconds to fit on precomputed embeddings.
-    ``head_features="summary-all"`` learns instead from each track's mean and
-    spread over patches of the ``pool`` and ``penultimate`` layers of both
-    shipped networks, with calibrated probabilities (track-level: predicts
-    files, cannot back an index; see :mod:`recommender.learn.features`).
+    The pretrained networks stay frozen.  By default
+    (``head_features="summary-all"``) each track becomes the mean and spread
+    over its patches of the ``pool`` and ``penultimate`` layers of both
+    shipped networks, and a multinomial logistic regression (standardised
+    inputs, L2 strength ``C`` chosen by cross-validation grouped by track --
+    by artist when known -- on the training + validation tracks, scored by
+    track-level log loss) with calibrated probabilities learns the classes
+    (:mod:`recommender.learn.features`; it backs ``classify --model`` and
+    ``index --model`` through :class:`recommender.models.trackhead.TrackHeadModel`,
+    both networks on the same patches).  Chosen on the selection half of the
+    dev collection and confirmed once on the confirmation half: accuracy on
+    held-out tracks 0.653 -> 0.749 against ``head_features="embedding"``
+    (+9.6 points, paired 95 % CI +3.0..+16.5;
+    ``benchmarks/bench_head_features.py``).  ``head_features="embedding"``
+    (the previous default) learns from each 3-s patch's 200-d ``penultimate``
+    embedding of one network, the regression folded into a Keras ``Dense`` +
+    softmax on top of it, so the saved model is one ``.keras`` file and the
+    index sees exactly what ``predict_proba`` sees; ``"embedding+tags"`` adds
+    the 50 tag probabilities (measured no better).  A logistic regression
+    rather than a Keras dense head: deterministic, nothing to early-stop,
+    seconds to fit on precomputed embeddings.
 ``"finetune"``
     The whole pretrained network with a new ``class_logits`` layer, trained
     on log-mel patches; the body learns ``body_lr_ratio`` (0.1) times slower
@@ -211,7 +217,7 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, mode="head", *, backbone="msd-musicnn", patches_per_track=16, epochs=None,
                  batch_size=32, learning_rate=None, body_lr_ratio=0.1, patience=4, augment=True,
-                 head_features="embedding", C=None, validation_size=0.15, class_weight="balanced",
+                 head_features="summary-all", C=None, validation_size=0.15, class_weight="balanced",
                  random_state=0, verbose=False):
         self.mode = mode
         self.backbone = backbone
@@ -438,7 +444,9 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------- prediction
     def tag_model(self):
-        """This classifier as a :class:`~recommender.models.TagModel` (Keras modes).
+        """This classifier as a :class:`~recommender.models.TagModel` (Keras modes; a track-level
+        head as a :class:`~recommender.models.trackhead.TrackHeadModel`, whose analyses need
+        its ``finish``).
 
         ``predict_patches(P)`` gives (class probabilities, embedding); use it
         with :func:`recommender.analysis.analyze_files`, ``classify`` or an
@@ -452,8 +460,9 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         if self.mode == "classical":
             raise ModelError(None, trained.CLASSICAL_NO_PATCHES)
-        head.check_patch_model(self)
         tm = getattr(self, "_tag_model", None)
+        if tm is None and isinstance(self.model_, head.TrackHead):  # every network, then finish(res)
+            tm = self._tag_model = head.track_head_model(self)
         if tm is None:
             tm = self._tag_model = TrainedTagModel(
                 getattr(self, "name_", None) or f"custom:{self.mode}", self.model_,
@@ -619,6 +628,8 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         names = cls._get_param_names()
         params = {k: v for k, v in (meta.get("params") or {}).items() if k in names}
         params["mode"] = meta["mode"]
+        if meta.get("head_recipe") is None:  # a Keras head saved before recipes: the patch embedding
+            params.setdefault("head_features", "embedding")
         clf = cls(**params)
         for name, value in _fitted_state(meta, wpath, d).items():
             setattr(clf, name, value)

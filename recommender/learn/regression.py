@@ -17,9 +17,13 @@ joint ridge head: one model, one output per target) in two modes:
     statistics (MFCC, spectral, chroma, tempo, loudness) of up to
     ``patches_per_track`` 10-s clips; saved as ``.npz`` arrays.
 
-``finetune`` is not offered for regression: the classifier's Keras training
-loop is built around class labels and a softmax, and on a few hundred tracks
-a fine-tuned body does not pay for its cost; say so rather than pretend.
+``"finetune"``
+    The ``head`` model (warm-started with its ridge) trained end to end on
+    random crops of the training tracks, Huber loss on standardised targets,
+    the pretrained body at ``body_lr_ratio`` of the new layer's learning
+    rate, the best epoch on the validation tracks kept
+    (:mod:`recommender.learn._finetune_regress`).  Saved like ``head``: one
+    ``.keras`` file that ``classify``/``index --model`` run.
 
 :func:`evaluate_regression` scores the test split with MAE, RMSE and R², next
 to a predict-the-training-mean baseline, and, for a tempo target (a column
@@ -50,6 +54,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from .._utils import check_choice, check_int, check_number
 from ..errors import DatasetError, ModelError, ParameterError
 from ..models import trained
+from . import _networks as nets
 from ._inputs import as_frame
 from ._multioutput import (
     AffineModel,
@@ -67,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 #: Candidate ridge strengths (on standardised inputs and targets) when none is given.
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-REGRESSION_MODES = ("head", "classical")
+REGRESSION_MODES = ("head", "finetune", "classical")
 
 
 def is_tempo_target(name) -> bool:
@@ -108,8 +113,14 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, mode="head", *, targets=None, backbone="msd-musicnn", patches_per_track=16, alpha=None,
+                 epochs=None, learning_rate=None, body_lr_ratio=0.1, batch_size=32, patience=2,
                  random_state=0, verbose=False):
         self.mode = mode
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.body_lr_ratio = body_lr_ratio
+        self.batch_size = batch_size
+        self.patience = patience
         self.targets = targets
         self.backbone = backbone
         self.patches_per_track = patches_per_track
@@ -122,6 +133,14 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         check_int("patches_per_track", self.patches_per_track, min=1)
         if self.alpha is not None:
             check_number("alpha", self.alpha, min=0, min_inclusive=False)
+        if self.mode == "finetune":
+            if self.epochs is not None:
+                check_int("epochs", self.epochs, min=1)
+            if self.learning_rate is not None:
+                check_number("learning_rate", self.learning_rate, min=0, min_inclusive=False)
+            check_number("body_lr_ratio", self.body_lr_ratio, min=0)
+            check_int("batch_size", self.batch_size, min=1)
+            check_int("patience", self.patience, min=1)
 
     def fit(self, df, y=None):
         """Fit on the ``train`` + ``validation`` rows of ``df`` (``test`` rows are never read).
@@ -143,7 +162,8 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         check_regression(df, targets)
         fit_rows = df[df["split"].isin(["train", "validation"])].reset_index(drop=True)
         paths = [os.path.abspath(p) for p in fit_rows["path"]]
-        table, self.failures_, tm = track_features(self.mode, paths, backbone=self.backbone,
+        feats = "head" if self.mode == "finetune" else self.mode
+        table, self.failures_, tm = track_features(feats, paths, backbone=self.backbone,
                                                    patches=self.patches_per_track, verbose=self.verbose)
         check_readable(table, paths, "training")
         keep = np.array([p in table for p in paths])
@@ -151,8 +171,11 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         X = np.stack([table[p].mean(0) for p in rows["path"].map(os.path.abspath)])
         Y = rows[targets].to_numpy(dtype=np.float64)
         K, b, self.alpha_, self.cv_ = _fit_ridge(X, Y, group_ids(rows), self.alpha, self.random_state)
+        self.history_ = None
         if self.mode == "head":
             self.model_ = AffineModel.head("regress", targets, K, b, tm, patches=self.patches_per_track)
+        elif self.mode == "finetune":
+            self.model_ = self._finetune(rows, Y, targets, K, b, tm)
         else:
             self.model_ = AffineModel("regress", "classical", targets, K, b, patches=self.patches_per_track)
         self.targets_ = targets
@@ -165,6 +188,34 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         self.fit_time_s_ = time.perf_counter() - t0
         self.source_ = self.weights_sha256_ = None
         return self
+
+    def _finetune(self, rows, Y, targets, K, b, tm):
+        """The ridge folded on the backbone, then trained end to end (:mod:`._finetune_regress`)."""
+        from . import _finetune_regress as ft
+        from ._inputs import map_paths, track_segments
+
+        keras = nets.keras_module()
+        keras.utils.set_random_seed(int(self.random_state or 0))
+        model = AffineModel.head("regress", targets, K, b, tm, patches=self.patches_per_track)
+        paths = [os.path.abspath(p) for p in rows["path"]]
+        segs, fails = map_paths(lambda p: track_segments(p, self.patches_per_track), paths, desc="log-mel",
+                                verbose=self.verbose)
+        self.failures_.extend(fails)
+        is_tr = (rows["split"] == "train").to_numpy() & np.array([p in segs for p in paths])
+        is_va = (rows["split"] == "validation").to_numpy() & np.array([p in segs for p in paths])
+        if not is_tr.any():
+            raise DatasetError(None, "finetune: no training track could be read as log-mel")
+        self.history_ = ft.finetune_values(
+            model.keras_model, segs, [p for p, k in zip(paths, is_tr) if k], Y[is_tr],
+            [p for p, k in zip(paths, is_va) if k], Y[is_va],
+            epochs=int(self.epochs or ft.DEFAULT_EPOCHS), learning_rate=float(self.learning_rate or ft.DEFAULT_LR),
+            body_lr_ratio=float(self.body_lr_ratio), batch_size=int(self.batch_size), patience=int(self.patience),
+            patches_per_track=self.patches_per_track, rng=np.random.default_rng(self.random_state),
+            verbose=self.verbose)
+        Kf, bf = model.keras_model.get_layer("value_dense").get_weights()
+        return AffineModel("regress", "finetune", targets, Kf, bf, patches=self.patches_per_track,
+                           keras_model=model.keras_model, embedding_dim=model.embedding_dim, backbone=tm.name,
+                           backbone_sha256=tm.weights_sha256)
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
@@ -179,7 +230,7 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
     def predict_files(self, paths, *, on_error="skip"):
         """({path: values (n_targets,)}, failures)."""
         self._check_fitted()
-        tm = self.tag_model() if self.mode == "head" else None
+        tm = self.tag_model() if self.mode != "classical" else None
         out, fails = self.model_.predict_files(paths, tag_model=tm, verbose=self.verbose)
         if fails and on_error == "raise":
             from ..errors import AudioError
@@ -203,6 +254,8 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         extra = {"targets": self.targets_, "target_means": [float(v) for v in self.target_means_],
                  "alpha": self.alpha_, "cv": self.cv_, "n_train": self.n_train_,
                  "n_validation": self.n_validation_, "split_strategy": self.split_strategy_}
+        if getattr(self, "history_", None):  # finetune: the epochs, their losses and the one kept
+            extra["history"] = self.history_
         tracks = {"train": self.training_paths_, "validation": self.validation_paths_, "failures": self.failures_}
         self.weights_sha256_ = self.model_.save(d, extra=extra, tracks=tracks)
         self.source_ = d

@@ -30,13 +30,15 @@ Outputs: ``probabilities`` (B, n_tags), ``penultimate`` (B, 200) and ``pool``
 
 from __future__ import annotations
 
+import os
+import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..errors import ModelError, ParameterError
 
-__all__ = ["build_onnx", "OUTPUTS", "OPSET", "PRECISIONS"]
+__all__ = ["CALIBRATION_FILE", "OPSET", "OUTPUTS", "PRECISIONS", "build_onnx", "load_calibration"]
 
 PRECISIONS = ("float32", "int8")
 
@@ -102,7 +104,8 @@ class _Graph:
 
 
 def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int = 187,
-               n_mels: int = 96, precision: str = "float32", source: str = "<weights>") -> bytes:
+               n_mels: int = 96, precision: str = "float32", source: str = "<weights>",
+               calibration: Mapping[str, np.ndarray] | None = None) -> bytes:
     """Serialise musicnn with ``weights`` as an ONNX model (deterministic bytes).
 
     Parameters
@@ -116,10 +119,14 @@ def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int 
     precision : {"float32", "int8"}
         ``"int8"`` runs the five front-end convolutions (two timbral, three
         temporal: 96 % of the network's multiply-adds) as 8-bit integer
-        matrix products (see :func:`_timbral_int8`, :func:`_temporal_int8`);
+        matrix products (see :func:`_timbral_int8`, :func:`_temporal_int8`),
+        calibrated on the log-mel statistics of real music (``calibration``);
         everything else stays float32.
     source : str
         Named in errors.
+    calibration : mapping, optional
+        The statistics :func:`load_calibration` reads (default: the shipped
+        :data:`CALIBRATION_FILE`); used by ``"int8"`` only.
 
     Returns
     -------
@@ -129,19 +136,22 @@ def build_onnx(weights: Mapping[str, np.ndarray], *, n_tags: int, n_frames: int 
     Raises
     ------
     ModelError
-        A weight is missing or has an unexpected shape.
+        A weight is missing or has an unexpected shape, or the calibration
+        file cannot be read.
     """
     if precision not in PRECISIONS:
         raise ParameterError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and calibration is None:
+        calibration = load_calibration()
     try:
-        return _build(weights, n_tags, n_frames, n_mels, precision)
+        return _build(weights, n_tags, n_frames, n_mels, precision, calibration)
     except KeyError as exc:
         raise ModelError(source, f"weights lack {exc} needed by the ONNX graph") from None
     except ValueError as exc:
         raise ModelError(source, f"weights do not fit the ONNX graph ({exc})") from None
 
 
-def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
+def _build(w, n_tags, n_frames, n_mels, precision, cal) -> bytes:
     from onnx import TensorProto
 
     g = _Graph()
@@ -152,7 +162,7 @@ def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
     branches = []
     for name, kt in _TIMBRAL:
         if precision == "int8":
-            branches.append(_timbral_int8(g, x, w, name, n_frames, n_mels))
+            branches.append(_timbral_int8(g, x, w, name, n_frames, n_mels, cal))
             continue
         k = w[f"{name}_conv/kernel"]  # (kt, kf, 1, out)
         kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
@@ -163,7 +173,7 @@ def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
         branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
     for name in _TEMPORAL:
         if precision == "int8":
-            branches.append(_temporal_int8(g, x, w, name, n_frames, n_mels))
+            branches.append(_temporal_int8(g, x, w, name, n_frames, n_mels, cal))
             continue
         k = w[f"{name}_conv/kernel"]  # (kt, 1, 1, out)
         kt = k.shape[0]
@@ -237,35 +247,139 @@ def _build(w, n_tags, n_frames, n_mels, precision) -> bytes:
 _INT8_BLOCK = 8
 #: Largest value the front end can produce: log10(10000 * float16 max + 1).
 _LOGMEL_MAX = float(np.log10(10000.0 * float(np.finfo(np.float16).max) + 1.0))
+#: Log-mel statistics of real music that calibrate the int8 front end
+#: (written by ``tools/calibrate_int8.py`` from the selection half of the dev collection).
+CALIBRATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "int8_calibration.npz")
+_CALIBRATION_KEYS = {"mean": (96,), "cross": (7, 96, 96), "lag": (128,), "logmel_hi": ()}
+#: Dampening of the GPTQ second-moment matrices (share of their mean diagonal).
+_GPTQ_DAMP = 0.01
 
 
-def _input_quantisation(w):
-    """uint8 scale and zero point of the batch-normalised input, over its whole possible range.
+def load_calibration(path: str = CALIBRATION_FILE) -> dict[str, np.ndarray]:
+    """Read the log-mel statistics that calibrate the int8 front end.
 
-    The input BN maps the log-mel range ``[0, _LOGMEL_MAX]`` to an interval;
-    quantising over all of it means nothing is ever clipped, and 0 (the
-    padding value) is a quantisation level, so padding is exact.
+    Parameters
+    ----------
+    path : str
+        An ``.npz`` written by ``tools/calibrate_int8.py``: ``mean`` (96,)
+        mean log-mel per band, ``cross`` (7, 96, 96) E[l_{t,f} l_{t+d,g}]
+        for time lags d = 0..6, ``lag`` (128,) E[l_{t,f} l_{t+d,f}] averaged
+        over bands, ``logmel_hi`` (scalar) the top of the input range.
+
+    Returns
+    -------
+    dict of str to ndarray (float64)
+
+    Raises
+    ------
+    ModelError
+        The file is missing, unreadable, or an array is absent or has another shape.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            cal = {k: np.asarray(npz[k], dtype=np.float64) for k in _CALIBRATION_KEYS}
+    except FileNotFoundError:
+        raise ModelError(path, "int8 calibration file not found (tools/calibrate_int8.py writes it)") from None
+    except KeyError as exc:
+        raise ModelError(path, f"int8 calibration lacks {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(path, f"cannot read the int8 calibration ({exc})") from None
+    for k, shape in _CALIBRATION_KEYS.items():
+        if cal[k].shape != shape or not np.all(np.isfinite(cal[k])):
+            raise ModelError(path, f"int8 calibration {k!r} has shape {cal[k].shape}, expected {shape} "
+                                   "of finite values")
+    if not 0.0 < float(cal["logmel_hi"]) <= _LOGMEL_MAX:
+        raise ModelError(path, f"int8 calibration logmel_hi={float(cal['logmel_hi'])} outside (0, {_LOGMEL_MAX:.3f}]")
+    return cal
+
+
+def _input_quantisation(w, cal):
+    """uint8 scale and zero point of the batch-normalised input over the calibrated log-mel range.
+
+    The input BN maps the log-mel range ``[0, cal["logmel_hi"]]`` (0: digital
+    silence, the least a log-mel value can be; the top: a high quantile of
+    real music, 6.42 for the shipped calibration against 8.8 for the largest
+    value the front end can produce) to an interval; larger values saturate
+    at the top level.  0 (the padding value) is a quantisation level, so
+    padding is exact.
     """
     a, b = _bn_affine(w, "input_bn")
-    lo, hi = sorted((float(b[0]), float(a[0]) * _LOGMEL_MAX + float(b[0])))
+    lo, hi = sorted((float(b[0]), float(a[0]) * float(cal["logmel_hi"]) + float(b[0])))
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     zp = int(round(-lo / (hi - lo) * 255))
     sx = max(-lo / zp if zp else 0.0, hi / (255 - zp) if zp < 255 else 0.0) * (1 + 1e-6)
     return sx, zp
 
 
-def _filter_quantisation(k, w, name):
+def _valid_pairs(n_frames, before, k):
+    """(k, k) share of output frames whose input frames ``t - before + i`` and ``+ j`` both lie in the patch."""
+    t = np.arange(n_frames)[:, None] - before + np.arange(k)[None, :]
+    ok = ((t >= 0) & (t < n_frames)).astype(np.float64)
+    return ok.T @ ok / n_frames
+
+
+def _input_moments(w, cal, kind, kt, kf, n_frames):
+    """E[x x^T] of a front-end convolution's input windows, from the log-mel statistics.
+
+    ``x`` is the batch-normalised input (``a * logmel + b``; 0 in the time
+    padding).  The spectrogram is taken as stationary in time: a timbral
+    window (kt frames x kf bands, flattened frame-major like the kernel)
+    averages over its output bands, a temporal one (kt frames) over all
+    bands.  Returns a (kt * kf, kt * kf) matrix (kf = 1 for temporal).
+    """
+    a, b = (float(v[0]) for v in _bn_affine(w, "input_bn"))
+    mu, cross, lag = cal["mean"], cal["cross"], cal["lag"]
+    if kind == "temporal":
+        d = np.abs(np.arange(kt)[:, None] - np.arange(kt)[None, :])
+        m = a * a * lag[d] + 2 * a * b * mu.mean() + b * b
+        return m * _valid_pairs(n_frames, (kt - 1) // 2, kt)
+    n_out = len(mu) - kf + 1
+    # per lag: E[x_{t,f0+i} x_{t+d,f0+j}] averaged over the output bands f0, (kf, kf)
+    mx = a * a * cross + a * b * (mu[None, :, None] + mu[None, None, :]) + b * b
+    blocks = np.stack([sum(mx[d, f0:f0 + kf, f0:f0 + kf] for f0 in range(n_out)) / n_out for d in range(kt)])
+    m = np.empty((kt, kf, kt, kf))
+    for i in range(kt):
+        for j in range(kt):
+            m[i, :, j, :] = blocks[j - i] if j >= i else blocks[i - j].T
+    return (m * _valid_pairs(n_frames, kt // 2, kt)[:, None, :, None]).reshape(kt * kf, kt * kf)
+
+
+def _gptq_round(wt, sw, hess):
+    """int8 levels of weights ``wt`` (K, C) with scales ``sw`` (C,) chosen to keep ``x . w`` (GPTQ).
+
+    Each weight in turn is rounded to its level and the rounding error is
+    spread over the weights not yet rounded, along the inverse of the input
+    second moments ``hess`` (K, K): the optimal brain surgeon update of
+    Frantar et al., "GPTQ" (ICLR 2023), Algorithm 1, with one block.  Against
+    rounding each weight to nearest, this keeps the expected squared error
+    of the filter outputs on inputs like the calibration far smaller.
+    """
+    k = len(wt)
+    h = hess + _GPTQ_DAMP * float(np.mean(np.diag(hess))) * np.eye(k)
+    u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper Cholesky factor of H^-1
+    wt = np.array(wt, dtype=np.float64)
+    q = np.empty_like(wt)
+    for i in range(k):
+        q[i] = np.clip(np.round(wt[i] / sw), -127, 127)
+        err = (wt[i] - q[i] * sw) / u[i, i]
+        wt[i + 1:] -= np.outer(u[i, i + 1:], err)
+    return q
+
+
+def _filter_quantisation(k, w, name, hess):
     """Per-filter int8 weights of a front-end convolution ``k`` (..., C) followed by ReLU, BN and a max.
 
-    Filters whose BN scale is negative need the min over frequency: their
-    weights are negated, so that a max of the negated accumulators gives it
-    (exact in int8: the range is symmetric).  Returns ``(kq, sw, sign, s_bn, b_bn)``.
+    Scales: each filter's largest weight is level 127; levels: GPTQ on the
+    input second moments ``hess`` (:func:`_gptq_round`).  Filters whose BN
+    scale is negative need the min over frequency: their weights are
+    negated, so that a max of the negated accumulators gives it (exact in
+    int8: the range is symmetric).  Returns ``(kq, sw, sign, s_bn, b_bn)``.
     """
     c = k.shape[-1]
     s_bn, b_bn = _bn_affine(w, f"{name}_bn")
     sign = np.where(s_bn >= 0, 1, -1).astype(np.int8)
     sw = np.maximum(np.abs(k).reshape(-1, c).max(axis=0), 1e-12) / 127.0
-    kq = np.clip(np.round(k / sw), -127, 127).astype(np.int8) * sign
+    kq = _gptq_round(k.reshape(-1, c), sw.astype(np.float64), hess).reshape(k.shape).astype(np.int8) * sign
     return kq, sw, sign, s_bn, b_bn
 
 
@@ -281,13 +395,13 @@ def _max_then_affine(g: _Graph, acc, axes, sx, sw, sign, bias, s_bn, b_bn, prefi
     return g.op("Add", [g.op("Mul", [v, g.const(f"{prefix}_bn/scale", s_bn)]), g.const(f"{prefix}_bn/shift", b_bn)])
 
 
-def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
+def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     """A timbral branch (Conv (7, kf) valid, ReLU, max over freq, BN) with int8 products.
 
-    The batch-normalised input is quantised to uint8 over the whole range the
-    front end can produce (``[0, log10(10000 * 65504 + 1)]`` before the input
-    BN: nothing is ever clipped, and the time padding's zeros are exact);
-    each filter's weights to int8 with their own scale.  The convolution is
+    The batch-normalised input is quantised to uint8 over the calibrated
+    range (:func:`_input_quantisation`; the time padding's zeros are exact);
+    each filter's weights to int8 with their own scale, rounded by GPTQ on
+    the calibrated input moments (:func:`_filter_quantisation`).  The convolution is
     laid out as one matrix product: rows are (patch, frame, block of 8
     output bands), a row holds the 7 frames x (kf + 7) bands the block
     reads, and the weights form the matching banded (Toeplitz) matrix, so
@@ -307,8 +421,9 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
         starts.append(n_out - blk)
     span = blk + kf - 1  # input bands one block reads
 
-    sx, zp = _input_quantisation(w)
-    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name)  # (kt, kf, C) int8
+    sx, zp = _input_quantisation(w, cal)
+    hess = _input_moments(w, cal, "timbral", kt, kf, n_frames)
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess)  # (kt, kf, C) int8
     # columns ordered (filter, band): the max over a row's 8 bands is then a
     # reduction over the contiguous last axis (3x faster than over a middle one)
     toe = np.zeros((kt, span, c, blk), dtype=np.int8)
@@ -345,7 +460,7 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels):
 _INT8_TIME_BLOCK = 8
 
 
-def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels):
+def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     """A temporal branch (Conv (kt, 1) 'same', ReLU, max over freq, BN) with int8 products.
 
     Same quantisation as :func:`_timbral_int8`.  The convolution runs along
@@ -362,8 +477,9 @@ def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels):
     nb = -(-n_frames // blk)
     span = blk + kt - 1
 
-    sx, zp = _input_quantisation(w)
-    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name)
+    sx, zp = _input_quantisation(w, cal)
+    hess = _input_moments(w, cal, "temporal", kt, 1, n_frames)
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess)
     toe = np.zeros((span, blk, c), dtype=np.int8)
     for i in range(blk):
         toe[i : i + kt, i, :] = kq

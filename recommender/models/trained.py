@@ -76,7 +76,7 @@ MODES = ("head", "finetune", "scratch", "classical")
 #: ``thresholds`` in the sidecar).
 TASKS = ("classify", "regress", "multilabel")
 #: Modes each task may be trained in.
-TASK_MODES = {"classify": MODES, "regress": ("head", "classical"), "multilabel": ("head", "classical")}
+TASK_MODES = {"classify": MODES, "regress": ("head", "finetune", "classical"), "multilabel": ("head", "classical")}
 #: A trained model's name is this prefix and its absolute folder (as an index catalog records it).
 CUSTOM_PREFIX = "custom:"
 
@@ -425,6 +425,10 @@ class TrainedTagModel(TagModel):
 def load_tag_model(path) -> TrainedTagModel:
     """Load a saved Keras classifier as a TagModel (what ``models.load_model(path)`` returns; not cached).
 
+    A track-level head (``head_features="summary-all"``...; ``model.npz`` with a
+    ``head_recipe``) loads as a :class:`~recommender.models.trackhead.TrackHeadModel`
+    (its analyses need :meth:`~recommender.models.trackhead.TrackHeadModel.finish`).
+
     Parameters
     ----------
     path : path-like
@@ -442,9 +446,11 @@ def load_tag_model(path) -> TrainedTagModel:
     meta, wpath = read_sidecar(d)
     if meta["mode"] == "classical":
         raise ModelError(d, CLASSICAL_NO_PATCHES)
-    if meta.get("weights_file") == NPZ_FILE:
-        raise ModelError(d, "a track-level head (head_features=...) predicts whole files; it cannot back an "
-                            "index or classify: use `recommender predict`, or train with head_features='embedding'")
+    if meta.get("weights_file") == NPZ_FILE:  # a track-level head: every network it reads, on the same patches
+        from . import load_model
+        from .trackhead import load_track_head
+
+        return load_track_head(d, meta, wpath, name=custom_name(d), load_network=load_model)
     model = load_keras(wpath, meta)
     task = meta.get("task", "classify")
     info = tag_metadata(meta["classes"], meta.get("embedding_dim"), meta["mode"], task)

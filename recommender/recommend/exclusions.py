@@ -85,6 +85,7 @@ __all__ = [
     "ban",
     "unban",
     "bans",
+    "ban_causes",
     "BanList",
     "BAN_COLUMNS",
 ]
@@ -314,9 +315,14 @@ def check_seeds(rec, ids, what="seed") -> None:
     for t in ids:
         if int(t) in banned:
             path = view.metadata(rec).at[int(t), "path"]
+            src = _source(path) if isinstance(path, str) else path
+            if src != path and any(_entry_path(e) == src for e in read_bans(rec.catalog)):
+                how = f"recommender unban {_quoted(src)} --index {_quoted(rec.index_dir)}: its CUE album's audio file"
+            else:
+                how = f"recommender unban {int(t)} --index {_quoted(rec.index_dir)}"
             raise ParameterError(
                 f"{what} {int(t)} ({view_path(path)}) is banned in this index: unban it first "
-                f"(recommender unban {int(t)} --index {rec.index_dir}) or pick another {what}")
+                f"({how}) or pick another {what}")
 
 
 def view_path(path) -> str:
@@ -395,20 +401,29 @@ def _as_list(tracks) -> list:
     return list(tracks)
 
 
-def _resolve(cat, item) -> dict:
-    """``{'id', 'path', 'content_hash'}`` of one track id or path (``id`` None: a file not indexed)."""
-    if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-        row = cat.track(int(item))
-        return {"id": int(row["id"]), "path": row["path"], "content_hash": row.get("content_hash")}
-    if not isinstance(item, (str, os.PathLike)):
+def _is_path(item) -> bool:
+    return isinstance(item, (str, bytes, os.PathLike))
+
+
+def _given_path(item) -> str:
+    """The absolute path of a path given as str, bytes or path-like (bytes: :func:`os.fsdecode`)."""
+    return os.path.abspath(os.path.expanduser(os.fsdecode(item)))
+
+
+def _resolve(rec, cat, item) -> dict:
+    """``{'id', 'path', 'content_hash'}`` of one track id or path (``id`` None: a file not indexed).
+
+    An id or an indexed path is looked up by :meth:`Recommender.resolve` (the one
+    resolver of ``similar``, radio seeds, paths and tags); then ``cat`` (the
+    write connection) gives the stored row."""
+    if isinstance(item, bool) or not (isinstance(item, (int, np.integer)) or _is_path(item)):
         raise ParameterError(f"{item!r}: give a track id or a path")
-    s = os.fspath(item)
-    p = os.path.abspath(os.path.expanduser(s))
-    row = cat.track_by_path(p)
-    if row is not None:
+    tid = rec.resolve(item)  # NotInIndexError for an id not in the index
+    if tid is not None:
+        row = cat.track(int(tid))
         return {"id": int(row["id"]), "path": row["path"], "content_hash": row.get("content_hash")}
-    if s.strip().isdigit() and not os.path.exists(p):
-        return _resolve(cat, int(s))
+    s = os.fsdecode(item)
+    p = _given_path(item)
     if os.path.isfile(p):
         from ..io import collection
 
@@ -418,6 +433,28 @@ def _resolve(cat, item) -> dict:
             raise NotInIndexError(f"{view_path(p)}: not indexed and unreadable ({e.strerror or e})") from None
         return {"id": None, "path": p, "content_hash": chash}
     raise NotInIndexError(f"{view_path(s)!r} is neither an indexed track (id or path) nor an existing file")
+
+
+def _cause(rec, entries, target) -> str | None:
+    """Why the indexed track ``target`` is still banned by ``entries`` (not by its own entry), or ``None``."""
+    if target.get("id") is None:
+        return None
+    path = target["path"]
+    src = _source(path) if isinstance(path, str) else path
+    for e in entries:
+        ep = _entry_path(e)
+        if src != path and ep == src:
+            n = int(sum(1 for q in view.metadata(rec)["path"] if isinstance(q, str) and _source(q) == src))
+            return (f"track {target['id']} is part of the CUE album {view_path(src)}, whose audio file is "
+                    f"banned (all {n} of its tracks); lift that ban with: recommender unban {_quoted(src)} "
+                    f"--index {_quoted(rec.index_dir)}, then ban the tracks to keep out by id")
+    return None
+
+
+def _quoted(path) -> str:
+    import shlex
+
+    return shlex.quote(view_path(path))
 
 
 def _matches(e, target) -> bool:
@@ -467,7 +504,7 @@ def ban(rec, tracks) -> list:
         than :data:`WRITE_LOCK_TIMEOUT_S`.
     """
     with _writer(rec) as cat:
-        targets = [_resolve(cat, t) for t in _as_list(tracks)]
+        targets = [_resolve(rec, cat, t) for t in _as_list(tracks)]
         entries = _heal(cat, read_bans(cat))
         added = []
         for t in targets:
@@ -482,6 +519,13 @@ def ban(rec, tracks) -> list:
 
 def unban(rec, tracks) -> int:
     """Take tracks off the ban list of ``rec`` (ids, indexed paths, or paths as banned).
+
+    An entry is removed when it is the track's own: its path, or its content
+    hash.  A track banned through another entry stays banned, and that is
+    logged as a warning naming the entry and the command that lifts it
+    (:func:`ban_causes`): a cue track whose CUE album's audio file is banned
+    stays banned (unbanning the album would bring back all its tracks:
+    unban the audio file, then ban the tracks to keep out).
 
     Returns
     -------
@@ -499,17 +543,57 @@ def unban(rec, tracks) -> int:
     with _writer(rec) as cat:
         entries = _heal(cat, read_bans(cat))
         keep = list(entries)
+        targets = []
         for item in _as_list(tracks):
             try:
-                t = _resolve(cat, item)
+                t = _resolve(rec, cat, item)
             except NotInIndexError:
-                if isinstance(item, (int, np.integer)) or not isinstance(item, (str, os.PathLike)):
+                if not _is_path(item):
                     raise
-                t = {"path": os.path.abspath(os.path.expanduser(os.fspath(item))), "content_hash": None}
+                t = {"id": None, "path": _given_path(item), "content_hash": None}
             keep = [e for e in keep if not _matches(e, t)]
+            targets.append(t)
         cat.set_meta(**{BANS_META_KEY: keep})
     logger.info("unbanned %d track(s) in %s", len(entries) - len(keep), rec.index_dir)
+    for t in targets:
+        why = _cause(rec, keep, t)
+        if why:
+            logger.warning("still banned: %s", why)
     return len(entries) - len(keep)
+
+
+def ban_causes(rec, tracks) -> list:
+    """Why each of ``tracks`` is banned through an entry that is not its own.
+
+    Parameters
+    ----------
+    rec : Recommender
+    tracks : int, path-like, or a list of them
+        Track ids or indexed paths (str, bytes or path-like).
+
+    Returns
+    -------
+    list of str
+        One sentence per cue track banned through the ban of its CUE album's
+        audio file, naming that file and the ``recommender unban`` command
+        that lifts it; other tracks give nothing.
+
+    Raises
+    ------
+    NotInIndexError
+        An id not in the index.
+    """
+    entries = read_bans(rec.catalog)
+    out = []
+    for item in _as_list(tracks):
+        tid = rec.resolve(item)
+        if tid is None:
+            continue
+        row = rec.catalog.track(int(tid))
+        why = _cause(rec, entries, {"id": int(tid), "path": row["path"], "content_hash": row.get("content_hash")})
+        if why:
+            out.append(why)
+    return out
 
 
 def bans(rec) -> pd.DataFrame:
@@ -522,16 +606,21 @@ def bans(rec) -> pd.DataFrame:
         track, ``<NA>`` while no indexed track matches), ``path`` (the
         track's current path; the banned path while not indexed),
         ``banned_path`` (as stored), ``content_hash``, ``added_at`` (Unix
-        time).  One row per entry and matching track, in the order banned.
+        time).  One row per entry and matching track, in the order banned:
+        the banned audio file of a CUE album gives one row per cue track
+        (``path`` ``<audio file>#t=start,end``, ``banned_path`` the file).
     """
     cat = rec.catalog
     entries = read_bans(cat)
     meta = view.metadata(rec) if entries else None
+    # the audio file of a CUE album bans its tracks (paths "<audio file>#t=start,end")
+    sources = meta["path"].map(lambda q: _source(q) if isinstance(q, str) else q) if entries else None
     rows = []
     for e in entries:
         p = _entry_path(e)
         h = e.get("content_hash")
-        hit = meta.index[(meta["path"] == p) | (meta["hash_key"] == h)] if h else meta.index[meta["path"] == p]
+        same = (meta["path"] == p) | (sources == p)
+        hit = meta.index[same | (meta["hash_key"] == h)] if h else meta.index[same]
         common = {"banned_path": p, "content_hash": h, "added_at": e.get("added_at")}
         if len(hit) == 0:
             rows.append({"id": None, "path": p, **common})

@@ -199,7 +199,7 @@ def _resolve(rec, x, label: str) -> _Track:
         return _Track(label, _display_name(None, x.path, label), None, x.path,
                       pd.Series(x.probs, index=tags, dtype="float64"),
                       np.asarray(x.embedding, dtype=np.float32), dict(x.descriptors or {}))
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer, str, os.PathLike)):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer, str, bytes, os.PathLike)):
         raise ParameterError(f"{label}={x!r}: expected a track id, an indexed path or an audio file")
     tid = None
     if rec.exists():
@@ -216,7 +216,7 @@ def _resolve(rec, x, label: str) -> _Track:
                       pd.Series(T[0], index=tags, dtype="float64"), E[0], desc)
     if isinstance(x, (int, np.integer)):
         raise NotInIndexError(f"track id {x} is not in the index {rec.index_dir}")
-    p = os.path.abspath(os.path.expanduser(os.fspath(x)))
+    p = os.path.abspath(os.path.expanduser(os.fsdecode(x)))
     if not os.path.exists(p):
         raise NotInIndexError(f"{os.fspath(x)!r} is neither an indexed track (id or path) nor an existing file")
     res = rec.analyse(p, descriptors=True)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._utils import check_int
+from ..analysis.parallel import check_jobs
 from ..analysis.pipeline import AnalysisFailure
 from ..errors import CatalogError, RecommenderError
 from ..io import collection, cuesheet, fingerprint
@@ -53,6 +53,7 @@ __all__ = [
     "plan_update",
     "apply_plan",
     "track_record",
+    "model_values",
     "analyse_into",
     "update",
 ]
@@ -410,8 +411,31 @@ class _StageError(Exception):
         self.reason = reason
 
 
-def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None) -> bool:
+def model_values(model, res) -> dict:
+    """The per-track descriptors a trained model adds to an index: a regressor's outputs
+    (the mean over the track's patches, :attr:`TrackAnalysis.probs`) by the model's own
+    target names (:meth:`~recommender.models.trained.TrainedTagModel.named_values`);
+    ``{}`` for any other model (a multi-label model's labels are its tags, thresholded by
+    the catalog meta ``tag_thresholds`` that :func:`record_model` writes)."""
+    if getattr(model, "task", "classify") != "regress":
+        return {}
+    return {value_column(k): v for k, v in model.named_values(res.probs).items()}
+
+
+def value_column(name) -> str:
+    """The descriptor column of a regressor output called ``name``: the name itself, or
+    ``NAME_model`` when the index already stores a descriptor of that name (``tempo_bpm``:
+    the estimator's value stays, the model's is ``tempo_bpm_model``)."""
+    from ..descriptors import DESCRIPTOR_COLUMNS
+    from ..store._rows import FILTER_COLUMNS
+
+    return f"{name}_model" if name in FILTER_COLUMNS or name in DESCRIPTOR_COLUMNS or name == "path" else name
+
+
+def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None, values=None) -> bool:
     """Store one analysis (one savepoint); ``True`` if a fingerprint was stored with it.
+
+    ``values`` (:func:`model_values`) are stored with the track's descriptors.
 
     Raises :class:`_StageError` with a reason naming the stage that failed
     (hash, tags, storing); :class:`CatalogError` (the catalog cannot be
@@ -426,8 +450,8 @@ def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None) -
         except Exception as e:
             raise _StageError(plain_reason("cannot hash the file", e)) from None
     try:
-        if fe.segment is None:
-            tags = collection.read_tags(fe.path)
+        if fe.segment is None:  # a whole file; one that a sheet names as one track takes the sheet's tags
+            tags = cuesheet.apply_sheet_tags(collection.read_tags(fe.path), fe)
         else:
             tags = cuesheet.apply_track_tags(collection.read_tags(fe.segment.source), fe.segment)
     except Exception as e:
@@ -435,9 +459,9 @@ def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None) -
     try:
         record, vectors, patches = track_record(res, fe, key, content_hash=chash, tags=tags)
         with cat.write_batch():  # one savepoint: the track and its fingerprint, or neither
-            tid = cat.add_track(record, vectors=vectors, patches=patches, descriptors=res.descriptors)
-            # (a cue track has no fingerprint: fpcalc reads whole files)
-            fp = fingerprints.take(fe.path) if fingerprints is not None and fe.segment is None else None
+            desc = {**(res.descriptors or {}), **values} if values else res.descriptors
+            tid = cat.add_track(record, vectors=vectors, patches=patches, descriptors=desc)
+            fp = fingerprints.take(fe.path) if fingerprints is not None else None  # a cue track: its segment's
             if fp is not None:
                 cat.set_fingerprint(tid, *fp)
     except CatalogError:
@@ -456,11 +480,12 @@ class _Fingerprints:
     fingerprint.
     """
 
-    def __init__(self, paths, *, length_s: float, threads: int, ahead: int):
+    def __init__(self, paths, *, length_s: float, threads: int, ahead: int, segments=None):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self.length_s = length_s
+        self._segments = dict(segments or {})  # catalog path of a cue track -> its Segment
         self._queue = deque(paths)
         self._pending: dict = {}
         self._ahead = max(1, int(ahead))
@@ -469,7 +494,8 @@ class _Fingerprints:
         self._fill()
 
     def _submit(self, path):
-        self._pending[path] = self._pool.submit(fingerprint.fingerprint_file, path, max_length_s=self.length_s)
+        self._pending[path] = self._pool.submit(fingerprint.fingerprint_file, self._segments.get(path, path),
+                                                max_length_s=self.length_s)
 
     def _fill(self):
         while self._queue and len(self._pending) < self._ahead:
@@ -511,7 +537,7 @@ class _Fingerprints:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _fingerprinter(paths, enabled, length_s):
+def _fingerprinter(paths, enabled, length_s, segments=None):
     """A :class:`_Fingerprints` for ``paths``, or ``None`` (disabled, nothing to do, or no fpcalc)."""
     if not enabled or not paths or not length_s:
         return None
@@ -519,7 +545,8 @@ def _fingerprinter(paths, enabled, length_s):
         logger.warning("fpcalc (Chromaprint) not found: tracks are indexed without acoustic fingerprints "
                        "(Debian/Ubuntu: apt install libchromaprint-tools)")
         return None
-    return _Fingerprints(paths, length_s=length_s, threads=FINGERPRINT_THREADS, ahead=FINGERPRINT_AHEAD)
+    return _Fingerprints(paths, length_s=length_s, threads=FINGERPRINT_THREADS, ahead=FINGERPRINT_AHEAD,
+                         segments=segments)
 
 
 def _results(paths, *, model, sampling, jobs, descriptors, client):
@@ -558,7 +585,22 @@ def _results(paths, *, model, sampling, jobs, descriptors, client):
         yield from got
 
 
-def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model, sampling, jobs=1,
+def _finisher(model):
+    """``res -> res``: a track-level head's :meth:`~recommender.models.trackhead.TrackHeadModel.finish`
+    (class probabilities from the whole track's layer summary), failing as :class:`_StageError`."""
+    f = getattr(model, "finish", None)
+    if f is None:
+        return lambda res: res
+
+    def run(res):
+        try:
+            return f(res)
+        except Exception as e:  # one file never stops a run
+            raise _StageError(plain_reason("the model's track-level head failed", e)) from None
+    return run
+
+
+def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model, sampling, jobs="auto",
                  progress=True, descriptors=True, client=None, commit_every_s=COMMIT_EVERY_S,
                  fingerprints=True, fingerprint_length_s=None) -> None:
     """Analyse ``plan.todo`` (:func:`recommender.analysis.parallel.analyse_parallel`) and
@@ -575,13 +617,15 @@ def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model,
     it (:meth:`Catalog.set_fingerprint`).
     """
     entries = {fe.path: fe for fe in plan.todo}
+    finish = _finisher(model)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(plan.todo), unit="track", desc="indexing", dynamic_ncols=True)
-    fps = _fingerprinter([p for p, fe in entries.items() if fe.segment is None], fingerprints,
-                         FINGERPRINT_LENGTH_S if fingerprint_length_s is None else fingerprint_length_s)
+    fps = _fingerprinter(list(entries), fingerprints,
+                         FINGERPRINT_LENGTH_S if fingerprint_length_s is None else fingerprint_length_s,
+                         segments={p: fe.segment for p, fe in entries.items() if fe.segment is not None})
 
     def fail(path, reason):
         fe = entries[path]
@@ -601,7 +645,9 @@ def analyse_into(cat, plan: IndexPlan, key: str, report: UpdateReport, *, model,
                         fps.forget(res.path)
                 else:
                     try:
-                        report.fingerprinted += bool(_store(cat, res, fe, key, plan.hashes, fps))
+                        res = finish(res)
+                        report.fingerprinted += bool(_store(cat, res, fe, key, plan.hashes, fps,
+                                                            values=model_values(model, res)))
                     except _StageError as e:
                         fail(res.path, e.reason)
                     else:
@@ -648,6 +694,11 @@ def record_model(cat, model):
     )
     if cat.get_meta("frontend") is None:
         cat.set_meta(frontend=features.FRONTEND_PARAMS, tags=list(model.tags))
+    task = getattr(model, "task", "classify")
+    if task == "regress" and cat.get_meta("value_names") is None:
+        cat.set_meta(value_names=[value_column(n) for n in model.value_names])  # names `--where` may use
+    if task == "multilabel" and cat.get_meta("tag_thresholds") is None:
+        cat.set_meta(tag_thresholds=list(model.thresholds))  # `--tag` = the model's label, thresholded
     return model
 
 
@@ -659,7 +710,7 @@ def update(
     check_model: Callable,
     sampling,
     rebuild: Callable,
-    jobs: int = 1,
+    jobs: int | str = "auto",
     progress: bool = True,
     remove_missing: bool = True,
     retry_failed: bool = False,
@@ -690,7 +741,7 @@ def update(
     Raises
     ------
     ParameterError
-        ``jobs`` is not a positive integer.
+        ``jobs`` is neither ``"auto"`` nor a positive integer.
     CatalogError, IndexLockedError
         The catalog cannot be opened for writing.
     """
@@ -699,7 +750,7 @@ def update(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
-    jobs = check_int("jobs", jobs)
+    jobs = check_jobs(jobs)
     t0 = time.perf_counter()
     report = UpdateReport()
     index_dir = os.path.dirname(os.path.abspath(catalog_path))

@@ -27,7 +27,9 @@ from .._utils import PITCH_CLASSES, unit_rows
 from ..errors import NotInIndexError, ParameterError
 from ..io import collection
 from ..store.spaces import SPACES, both
+from . import view
 from .recordings import SameRecording
+from .where import check_columns, parse_order, parse_where, passes
 
 __all__ = [
     "Query",
@@ -39,6 +41,8 @@ __all__ = [
     "apply_filters",
     "to_frame",
     "similar",
+    "sort_results",
+    "where_columns",
     "RESULT_COLUMNS",
 ]
 
@@ -85,7 +89,11 @@ class Filters:
     ``tag_column`` is the tag's column in the tag vectors; ``key`` the
     ``(pitch class, mode or None)`` of :func:`parse_key`; ``excluded`` the
     track ids no result may be (exclusions and bans:
-    :func:`recommender.recommend.exclusions.excluded_ids`).
+    :func:`recommender.recommend.exclusions.excluded_ids`); ``where`` the
+    conditions of :func:`recommender.recommend.where.parse_where` on the
+    stored descriptors (and a trained regressor's values); ``tag_threshold``
+    a multi-label model's threshold for ``tag_column`` (then a track has the
+    tag when its probability reaches it, instead of "among its top 5").
     """
 
     exclude_same_artist: bool = False
@@ -96,11 +104,14 @@ class Filters:
     key: tuple | None = None
     min_loudness_db: float | None = None
     excluded: frozenset = frozenset()
+    where: tuple = ()
+    tag_threshold: float | None = None
 
     @property
     def on_descriptors(self) -> bool:
         """Whether a candidate needs stored descriptors to pass."""
-        return self.tempo_range is not None or self.key is not None or self.min_loudness_db is not None
+        return (self.tempo_range is not None or self.key is not None or self.min_loudness_db is not None
+                or bool(self.where))
 
 
 class Candidates(NamedTuple):
@@ -118,10 +129,18 @@ class Candidates(NamedTuple):
     descriptors: pd.DataFrame
 
     @classmethod
-    def read(cls, catalog, scores, ids) -> "Candidates":
-        """Read rows, tag vectors and descriptors of the hits ``ids`` (1, n) / ``scores`` (1, n)."""
+    def read(cls, catalog, scores, ids, *, table=None) -> "Candidates":
+        """Read rows, tag vectors and descriptors of the hits ``ids`` (1, n) / ``scores`` (1, n).
+
+        With ``table`` (:class:`recommender.recommend.view.TrackTable` of the catalog's
+        generation) holding every hit, they are looked up there instead (the same values;
+        rows hold ``id`` and the table's columns; ``descriptors`` is the table's, of every
+        track, without JSON extras).
+        """
         cand = [int(i) for i in ids[0] if i >= 0]
         score_of = {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+        if table is not None and all(i in table.row_of for i in cand):
+            return cls(cand, score_of, table.rows(cand), table.tag_vectors(cand), table.descriptors)
         rows = catalog.track_rows(cand)
         tids, TT = catalog.vectors("tags", ids=cand) if cand else (np.zeros(0, np.int64), None)
         tvec = {int(i): TT[j] for j, i in enumerate(tids)} if TT is not None else {}
@@ -163,9 +182,10 @@ def _is_vector(query) -> bool:
     )
 
 
-def resolve_query(rec, query, space) -> Query:
+def resolve_query(rec, query, space, *, table=None) -> Query:
     """The :class:`Query` of ``query`` in ``space``: a vector, an indexed track
-    (id or path) or any audio file (analysed with the index's model).
+    (id or path) or any audio file (analysed with the index's model).  ``table``
+    (:class:`~recommender.recommend.view.TrackTable`): where a track's tag vector is looked up.
 
     Raises
     ------
@@ -178,7 +198,8 @@ def resolve_query(rec, query, space) -> Query:
     cat = rec.catalog
     if tid is not None:
         row = cat.track(tid)
-        _, T = cat.vectors("tags", ids=[tid])
+        tv = table.tag_vectors([tid]).get(tid) if table is not None and tid in table.row_of else None
+        T = [tv] if tv is not None else cat.vectors("tags", ids=[tid])[1]
         return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row,
                      SameRecording(rec, track_id=tid, content_hash=row.get("content_hash") or ""))
     p = os.path.abspath(os.path.expanduser(os.fspath(query)))
@@ -234,7 +255,14 @@ def _passes_descriptors(desc, i, f: Filters) -> bool:
             return False
     if f.min_loudness_db is not None and not ((d.get("loudness_db") or -1e9) >= f.min_loudness_db):
         return False
-    return True
+    return not f.where or passes(f.where, d)
+
+
+def _has_tag(tv, column, threshold) -> bool:
+    """A tag vector has tag ``column``: among its 5 strongest, or (multi-label model) >= its threshold."""
+    if threshold is not None:
+        return bool(tv[column] >= threshold)
+    return column in np.argsort(tv)[::-1][:5]
 
 
 def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_names=()) -> list:
@@ -270,7 +298,7 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
             continue
         if f.tag_column is not None:
             tv = cands.tags.get(i)
-            if tv is None or f.tag_column not in np.argsort(tv)[::-1][:5]:
+            if tv is None or not _has_tag(tv, f.tag_column, f.tag_threshold):
                 continue
         if f.on_descriptors and not _passes_descriptors(cands.descriptors, i, f):
             continue
@@ -312,16 +340,26 @@ def _score(row, i):
     return _field(row, i, "score")
 
 
-def to_frame(rows, descriptors=None) -> pd.DataFrame:
+def to_frame(rows, descriptors=None, *, extra=()) -> pd.DataFrame:
     """Result rows as the frame ``similar`` returns: ``rank`` + :data:`RESULT_COLUMNS`,
-    plus ``tempo_bpm, key, mode`` when any result has stored descriptors."""
-    df = pd.DataFrame(_ties_by_path(rows), columns=RESULT_COLUMNS)
-    df.insert(0, "rank", np.arange(1, len(df) + 1))
-    if len(df) and descriptors is not None and descriptors.index.isin(df["id"]).any():
-        for col in ("tempo_bpm", "key", "mode"):
-            if col in descriptors.columns:
-                df[col] = df["id"].map(descriptors[col])
-    return df
+    plus ``tempo_bpm, key, mode`` (and the descriptor names in ``extra``: those a
+    ``where`` tested) when any result has stored descriptors."""
+    rows = _ties_by_path(rows)
+    if not rows:
+        df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        df.insert(0, "rank", np.arange(1, 1))
+        return df
+    # one constructor call (column by column: the dtypes of a frame built from the row dicts)
+    data = {"rank": np.arange(1, len(rows) + 1)}
+    for j, c in enumerate(RESULT_COLUMNS):
+        data[c] = [_field(r, j, c) for r in rows]
+    if descriptors is not None:
+        at = descriptors.index.get_indexer(data["id"])  # -1: no stored descriptors
+        if (at >= 0).any():
+            for col in dict.fromkeys(("tempo_bpm", "key", "mode", *extra)):
+                if col in descriptors.columns:  # as Series.map: missing ids get the column's NA
+                    data[col] = descriptors[col].array.take(at, allow_fill=True)
+    return pd.DataFrame(data, columns=list(data))
 
 
 def _check_args(query, k, space, hubness, max_per_artist):
@@ -339,6 +377,57 @@ def _check_args(query, k, space, hubness, max_per_artist):
     return space, (None if hubness == "none" else hubness)
 
 
+def where_columns(catalog) -> list:
+    """The names a ``where`` (or a sort) may use on this index: the stored descriptor columns
+    (:data:`recommender.store._rows.FILTER_COLUMNS`, the MIR descriptors of
+    :data:`recommender.descriptors.DESCRIPTOR_COLUMNS`) and the values of the trained
+    regressor the index was built with (catalog meta ``value_names``)."""
+    from ..descriptors import DESCRIPTOR_COLUMNS
+    from ..store._rows import FILTER_COLUMNS
+
+    names = [*FILTER_COLUMNS, *DESCRIPTOR_COLUMNS, *(catalog.get_meta("value_names") or [])]
+    return list(dict.fromkeys(str(n) for n in names if n != "path"))
+
+
+def _where(where, catalog) -> tuple:
+    """``where`` (text or parsed conditions) checked against :func:`where_columns`."""
+    if where is None:
+        return ()
+    conds = parse_where(where) if isinstance(where, str) else tuple(where)
+    check_columns(conds, where_columns(catalog))
+    return conds
+
+
+def sort_results(rec, df, order) -> pd.DataFrame:
+    """``df`` (a :func:`similar` frame) re-ordered by a stored descriptor, ranks renumbered.
+
+    ``order`` is ``"NAME"``, ``"-NAME"`` or ``"NAME desc"``
+    (:func:`~recommender.recommend.where.parse_order`); tracks without a value come last,
+    ties keep their similarity order.  The column is added to the frame.  Cost: one
+    read of the results' descriptors (``k`` rows).
+
+    Raises
+    ------
+    ParameterError
+        A malformed ``order`` or a name that is not in :func:`where_columns` (listing them).
+    """
+    name, desc = parse_order(order)
+    from .where import Condition
+
+    check_columns([Condition(name, "=", 0.0)], where_columns(rec.catalog))
+    df = df.copy()
+    if name not in df.columns:
+        d = rec.catalog.descriptors(ids=df["id"].tolist()) if len(df) else pd.DataFrame()
+        df[name] = df["id"].map(d[name]) if name in d.columns else None
+    key = pd.to_numeric(df[name], errors="coerce")
+    if key.isna().all() and df[name].notna().any():
+        key = df[name].astype(str)
+    order_idx = key.sort_values(ascending=not desc, na_position="last", kind="stable").index
+    df = df.loc[order_idx].reset_index(drop=True)
+    df["rank"] = np.arange(1, len(df) + 1)
+    return df
+
+
 def _tag_column(tag, tag_names):
     if tag is None:
         return None
@@ -350,8 +439,15 @@ def _tag_column(tag, tag_names):
 
 def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,
             max_per_artist=None, tag=None, tempo_range=None, key=None, min_loudness_db=None,
-            explain=False, exclusions=None) -> pd.DataFrame:
+            explain=False, exclusions=None, where=None, sort=None) -> pd.DataFrame:
     """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``.
+
+    ``where`` (``"energy>0.6 and tempo_bpm<130"``, :mod:`recommender.recommend.where`) keeps
+    only tracks whose stored descriptors meet every condition; a name that is neither a
+    stored descriptor column nor an output of the regressor the index was built with is a
+    :class:`ParameterError` listing the valid names (:func:`where_columns`).  ``sort``
+    (``"energy"``, ``"-tempo_bpm"``) re-orders the ``k`` results by a descriptor
+    (:func:`sort_results`).
 
     ``exclusions`` (:class:`~recommender.recommend.exclusions.Exclusions`, a mapping of its
     fields, or ``None``) and the index's ban list keep tracks out of the results; the query
@@ -360,25 +456,34 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
     from .exclusions import excluded_ids
 
     space, hubness = _check_args(query, k, space, hubness, max_per_artist)
+    conds = _where(where, rec.catalog)
+    if sort is not None:
+        parse_order(sort)
     excluded = excluded_ids(rec, exclusions)
-    q = resolve_query(rec, query, space)
+    table = None if conds else view.track_table(rec, build=False)  # where: JSON extras, read per query
+    q = resolve_query(rec, query, space, table=table)
     idx = rec.faiss_index(space)
     if q.vector.shape[0] != idx.dim:
         raise ParameterError(f"query vector has dim {q.vector.shape[0]}; the {space!r} space has dim {idx.dim}")
     cat = rec.catalog
     tag_names = cat.get_meta("tags") or []
-    filters = Filters(exclude_same_artist, exclude_same_album, max_per_artist, _tag_column(tag, tag_names),
-                      tempo_range, parse_key(key) if key is not None else None, min_loudness_db, excluded)
+    col = _tag_column(tag, tag_names)
+    thresholds = cat.get_meta("tag_thresholds")
+    filters = Filters(exclude_same_artist, exclude_same_album, max_per_artist, col,
+                      tempo_range, parse_key(key) if key is not None else None, min_loudness_db, excluded, conds,
+                      None if col is None or not thresholds else float(thresholds[col]))
     n = len(idx)
     kept = max(1.0 - len(excluded) / max(n, 1), 0.05)  # excluded tracks are spread: ask for more
     fetch = min(n, int(max(4 * k + 10, 50) / kept))
     while True:
-        cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness))
+        cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness), table=table)
         rows = apply_filters(q, cands, filters, k, tag_names=tag_names)
         if len(rows) >= k or fetch >= n:
             break
         fetch = min(n, fetch * 4)
-    df = to_frame(rows, cands.descriptors)
+    df = to_frame(rows, cands.descriptors, extra=[c.name for c in conds])
+    if sort is not None:
+        df = sort_results(rec, df, sort)
     if explain and len(df):
         if q.track_id is None and not isinstance(query, (str, os.PathLike)):
             raise ParameterError("explain=True needs a track or a file as the query, not a vector")

@@ -229,7 +229,10 @@ def _unit_vectors(src, space, ids=None):
             return view.vectors(src, space)
         tids, X = src.catalog.vectors(space)
         return np.asarray(tids, np.int64), unit_rows(X)
-    tids, X = src.catalog.vectors(space, ids=[int(i) for i in ids])
+    ids = [int(i) for i in ids]
+    if hasattr(src, "space_vectors") and view.cached(src, ("vectors", space), None) is not None:
+        return np.asarray(ids, np.int64), view.vectors_of(src, space, ids)  # held in memory already
+    tids, X = src.catalog.vectors(space, ids=ids)
     return np.asarray(tids, np.int64), unit_rows(X)
 
 

@@ -25,7 +25,8 @@ from .._utils import unit_rows
 from ..errors import NotInIndexError
 from ..store.spaces import check_space
 
-__all__ = ["ViewCache", "cached", "clear_cache", "vectors", "positions", "vectors_of", "metadata", "resolve_track"]
+__all__ = ["ViewCache", "cached", "clear_cache", "vectors", "positions", "vectors_of", "metadata", "resolve_track",
+           "TrackTable", "track_table"]
 
 
 class ViewCache:
@@ -49,6 +50,8 @@ class ViewCache:
             if full in self._d:
                 self._d.move_to_end(full)
                 return self._d[full]
+        if compute is None:
+            return None
         value = compute()
         with self._lock:
             self._d[full] = value
@@ -73,8 +76,8 @@ def cached(rec, key: tuple, compute):
     rec : Recommender
     key : tuple of hashables
         What is computed (e.g. ``("hubness", space, method, k, seed)``).
-    compute : callable
-        No arguments; called on a miss.
+    compute : callable or None
+        No arguments; called on a miss (``None``: return ``None`` on a miss).
     """
     return _cache.get(rec, key, compute)
 
@@ -184,3 +187,121 @@ def resolve_track(rec, query) -> int:
     if tid is None:
         raise NotInIndexError(f"{query!r} is not an indexed track (give a track id or an indexed path)")
     return int(tid)
+
+
+class TrackTable:
+    """What :func:`recommender.recommend.query.similar` reads of its candidates, for every track
+    of one catalog generation, in memory: the per-query catalog reads become list look-ups.
+
+    Built from three bulk reads in one snapshot (~1 s and ~80 MB for 100k tracks):
+    :func:`~recommender.store.catalog.track_columns`, :meth:`Catalog.vectors` ``('tags')`` and
+    :func:`~recommender.store.catalog.descriptor_rows`.  Values are exactly those of
+    :meth:`Catalog.track_rows`, :meth:`Catalog.vectors` and :meth:`Catalog.descriptors`
+    (without the JSON extras, which only ``where`` conditions read).
+
+    Attributes
+    ----------
+    generation : int
+        The catalog generation read.
+    row_of : dict
+        ``{track id: position}`` in the columns.
+    columns : dict of str to list
+        :data:`COLUMNS` of every track, ``None`` for NULL.
+    tags : np.ndarray, float32, (n, n_tags) or None
+        Tag vectors in track order (``None`` when the index has none); ``has_tags``
+        bool (n,) tells which rows hold one.
+    descriptors : pd.DataFrame
+        :meth:`Catalog.descriptors` of every track without the JSON extras (index: track id):
+        the columns of :data:`~recommender.store.catalog.FILTER_COLUMNS`.  A text column is
+        typed over the whole collection (``str`` as soon as one track has a key), where a
+        per-query read typed it over the candidates (``object`` holding ``None`` when no
+        candidate had one); values are the same, a missing one is NaN either way.
+    """
+
+    #: Track columns kept (those ``similar``'s filters and result rows read).
+    COLUMNS = ("path", "artist", "title", "album", "content_hash")
+
+    def __init__(self, catalog):
+        from ..store.catalog import descriptor_frame, descriptor_rows, track_columns
+
+        with catalog.snapshot():
+            self.generation = catalog.generation
+            ids, self.columns = track_columns(catalog, self.COLUMNS)
+            self.ids = ids
+            self.row_of = {int(t): i for i, t in enumerate(ids.tolist())}
+            self.tags, self.has_tags = None, np.zeros(len(ids), dtype=bool)
+            if "tags" in catalog.dims:
+                tids, T = catalog.vectors("tags")
+                if len(tids):
+                    self.tags = np.zeros((len(ids), T.shape[1]), dtype=np.float32)
+                    rows = [self.row_of[int(t)] for t in tids.tolist() if int(t) in self.row_of]
+                    keep = [j for j, t in enumerate(tids.tolist()) if int(t) in self.row_of]
+                    self.tags[rows] = T[keep]
+                    self.has_tags[rows] = True
+                    self.tags.setflags(write=False)
+            d = descriptor_rows(catalog)
+
+        self.descriptors = descriptor_frame([(i, *d[i], None) for i in sorted(d)])
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __contains__(self, track_id):
+        return track_id in self.row_of
+
+    def rows(self, ids) -> dict:
+        """``{id: {"id", *COLUMNS}}`` of ``ids`` (all held: check with ``in`` first)."""
+        cols = [(c, self.columns[c]) for c in self.COLUMNS]
+        out = {}
+        for i in ids:
+            j = self.row_of[i]
+            d = {"id": i}
+            for c, values in cols:
+                d[c] = values[j]
+            out[i] = d
+        return out
+
+    def tag_vectors(self, ids) -> dict:
+        """``{id: tag vector (n_tags,)}`` of the ``ids`` that have one."""
+        if self.tags is None:
+            return {}
+        return {i: self.tags[self.row_of[i]] for i in ids if self.has_tags[self.row_of[i]]}
+
+
+
+#: A table is built the second time a generation is queried (a one-off query reads its
+#: candidates from SQLite, as before; a server warms it when it opens an index).
+_TABLE_AFTER = 1
+_asked: dict = {}
+_asked_lock = threading.Lock()
+
+
+def track_table(rec, *, build: bool = True):
+    """The :class:`TrackTable` of ``rec``'s catalog generation, or ``None`` while there is none.
+
+    Parameters
+    ----------
+    rec : Recommender
+    build : bool
+        ``True``: build it now when missing (e.g. a server opening an index).
+        ``False``: build it only when this generation was already asked for once
+        (so one ``similar`` call in a process does not read the whole catalog);
+        return ``None`` before.
+
+    Raises
+    ------
+    CatalogError
+        The catalog cannot be read.
+    """
+    table = _cache.get(rec, ("table",), None)
+    if table is not None or build:
+        return table if table is not None else _cache.get(rec, ("table",), lambda: TrackTable(rec.catalog))
+    key = (rec.index_dir, rec.catalog.generation)
+    with _asked_lock:
+        n = _asked.get(key, 0)
+        if n < _TABLE_AFTER:
+            if len(_asked) > 64:  # old generations
+                _asked.clear()
+            _asked[key] = n + 1
+            return None
+    return _cache.get(rec, ("table",), lambda: TrackTable(rec.catalog))

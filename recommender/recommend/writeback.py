@@ -38,7 +38,10 @@ written is recorded (file, field, old value, new value) in
 ``<index>/tag_undo.json`` *before* the file is written (a crash then leaves
 an entry whose file still holds its old value, which undo recognises and
 drops); ``undo=True`` puts the old values back where the file still holds
-what was written (``overwrite`` restores even fields changed since).  After
+what was written (``overwrite`` restores even fields changed since), at
+the file's current path: the log keeps the track id, so a file moved and
+re-indexed since (``recommender index`` reports it moved, same id) is
+restored where it is now.  After
 a file is written its new size and modification time are stored in the
 catalog, so the next ``recommender index`` does not analyse it again.
 
@@ -66,7 +69,7 @@ from ..analysis.profiles import tag_group
 from ..errors import CatalogError
 from ..io import tagwriter
 from ..io.collection import display_path
-from ..io.cuesheet import source_of_key
+from ..io.cuesheet import sheet_of, source_of_key
 
 __all__ = [
     "FIELDS",
@@ -237,7 +240,7 @@ class TagReport:
 
 # --------------------------------------------------------------------------- paths
 def _cue_note(source: str, n_tracks: int) -> dict:
-    return {"path": source,
+    return {"path": source, "sheet": sheet_of(source),
             "reason": f"part of a CUE album: its audio file holds {n_tracks} tracks, not tagged"}
 
 
@@ -255,7 +258,7 @@ def _select(cat, paths) -> tuple[list, list, list]:
     chosen: dict = {}
     errors = []
     for arg in paths:
-        arg = os.fspath(arg)
+        arg = os.fsdecode(arg)  # str, bytes (a name that is not UTF-8) or path-like, as Recommender.resolve
         p = os.path.abspath(os.path.expanduser(arg))
         cands = [p, os.path.realpath(p)]
         if os.path.isdir(p):
@@ -408,19 +411,40 @@ def _writer(rec):
     return Catalog(rec.catalog_path, mode="w", lock_timeout_s=_LOCK_TIMEOUT_S)
 
 
+def _follow_moves(cat, log: list) -> None:
+    """Point each undo-log entry at its track's current path (in place).
+
+    The log stores the track id; ``recommender index`` keeps a moved file's id
+    (a move is recognised by content) and ids are never reused, so the
+    catalog's path of that id is where the file is now.  Entries whose track
+    is no longer indexed keep the path they were written at."""
+    ids = {int(e["id"]) for e in log if isinstance(e.get("id"), int)}
+    if not ids:
+        return
+    now = cat.tracks(sorted(ids), columns=["path"])["path"].to_dict()
+    for e in log:
+        p = now.get(e.get("id"))
+        if p is not None and p != e["path"] and source_of_key(p) is None:
+            logger.info("tag undo: %s moved to %s since it was tagged", display_path(e["path"]), display_path(p))
+            e["path"] = p
+
+
 def _undo(rec, paths, fields, *, overwrite, write, report) -> None:
     log = _load_log(rec.index_dir)
-    wanted = [os.path.abspath(os.path.expanduser(os.fspath(a))) for a in paths]
+    was = [e["path"] for e in log]
+    _follow_moves(rec.catalog, log)
+    wanted = [os.path.abspath(os.path.expanduser(os.fsdecode(a))) for a in paths]
     wanted += [os.path.realpath(w) for w in wanted]
 
-    def chosen(path):
-        return not paths or any(path == w or path.startswith(w.rstrip(os.sep) + os.sep) for w in wanted)
+    def chosen(*candidates):
+        return not paths or any(path == w or path.startswith(w.rstrip(os.sep) + os.sep)
+                                for path in candidates for w in wanted)
 
     by_file: dict = {}
     for n, e in enumerate(log):
         if e["field"] not in fields:
             continue
-        if not chosen(e["path"]):
+        if not chosen(e["path"], was[n]):  # the file's path now, or where it was tagged
             continue
         by_file.setdefault(e["path"], {}).setdefault(e["field"], []).append(n)
     done: set = set()
@@ -431,7 +455,7 @@ def _undo(rec, paths, fields, *, overwrite, write, report) -> None:
     finally:
         if cat is not None:
             cat.close()
-    if write and done:
+    if write and (done or was != [e["path"] for e in log]):
         _save_log(rec.index_dir, [e for n, e in enumerate(log) if n not in done])
 
 

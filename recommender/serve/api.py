@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -40,6 +41,11 @@ TSNE_MAX_TRACKS = 20000
 #: Points sent to the page at most; a larger collection is subsampled (evenly, by id).
 MAP_MAX_POINTS = 20000
 
+#: A track id as the API takes it: ASCII digits only (``str.isdigit`` and ``int`` also take
+#: '²', Arabic-Indic '١' or fullwidth '１'), at most 18 of them (an SQLite integer).
+_ID = re.compile(r"[0-9]{1,18}")
+#: A whole-number parameter: an optional sign and ASCII digits (``int`` also takes '١', '1_0', ' 5 ').
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _classify_lock = threading.Lock()  # one CNN analysis at a time (it uses every core)
@@ -67,10 +73,9 @@ class Params:
         v = self.q.get(name)
         if v is None or v == "":
             return default
-        try:
-            n = int(v)
-        except ValueError:
-            raise ParameterError(f"{name}={v!r}: must be a whole number") from None
+        if not _INT.fullmatch(v):
+            raise ParameterError(f"{name}={v!r}: must be a whole number (digits 0-9)")
+        n = int(v)
         if (lo is not None and n < lo) or (hi is not None and n > hi):
             raise ParameterError(f"{name}={n}: must be between {lo} and {hi}" if hi is not None
                                  else f"{name}={n}: must be at least {lo}")
@@ -81,6 +86,8 @@ class Params:
         if v is None or v == "":
             return default
         try:
+            if not v.isascii():  # float() also takes '١' or fullwidth digits
+                raise ValueError(v)
             x = float(v)
         except ValueError:
             raise ParameterError(f"{name}={v!r}: must be a number") from None
@@ -113,6 +120,11 @@ class Params:
         lo, hi = self.float("min_duration"), self.float("max_duration")
         if not paths and not tags and lo is None and hi is None:
             return None
+        for name, x in (("min_duration", lo), ("max_duration", hi)):
+            if x is not None and x < 0:
+                raise ParameterError(f"{name}={x:g}: must be at least 0 (seconds)")
+        if lo is not None and hi is not None and lo > hi:
+            raise ParameterError(f"min_duration={lo:g}: must not exceed max_duration={hi:g}")
         return Exclusions(paths=paths, tags=tags, min_duration_s=lo, max_duration_s=hi)
 
     def ids(self, name, *, required=True, most=10000):
@@ -124,23 +136,36 @@ class Params:
             return []
         if len(parts) > most:
             raise ParameterError(f"{name}: at most {most} ids")
-        out = []
-        for p in parts:
-            if not p.isdigit():
-                raise ParameterError(f"{name}: {p!r} is not a track id")
-            out.append(int(p))
-        return out
+        return [parse_id(p, name) for p in parts]
 
 
 _EXCLUSION_PARAMS = ("exclude_path", "exclude_tag", "min_duration", "max_duration")
 
 
+def parse_id(text: str, what: str = "track id") -> int:
+    """A track id given as text (path or query), the one rule of every endpoint.
+
+    Parameters
+    ----------
+    text : str
+        ASCII digits 0-9, 1 to 18 of them.
+    what : str
+        The parameter's name, for the message.
+
+    Raises
+    ------
+    ParameterError
+        Anything else (a 400): a sign, spaces, '1.0', or digits of other scripts
+        ('²', '١', '１') that ``str.isdigit`` or ``int`` would take.
+    """
+    if not _ID.fullmatch(text):
+        raise ParameterError(f"{what} {text!r}: must be a whole number (digits 0-9, at most 18)")
+    return int(text)
+
+
 def track_id(request: Request) -> int:
-    """The ``{track_id}`` path parameter (a 400 unless it is a whole number)."""
-    v = request.path_params["track_id"]
-    if not v.isdigit() or len(v) > 18:
-        raise ParameterError(f"track id {v!r}: must be a whole number")
-    return int(v)
+    """The ``{track_id}`` path parameter (:func:`parse_id`; a 400 unless it is a whole number)."""
+    return parse_id(request.path_params["track_id"])
 
 
 def to_similarity(score):
@@ -153,11 +178,14 @@ def to_similarity(score):
 def _rows(df, keys):
     from .responses import clean
 
+    cols = [k for k in keys if k in df.columns]
+    values = [df[k].tolist() for k in cols]  # Python values, column by column (to_dict row by row is slower)
+    scores = df["score"].tolist() if "score" in df.columns else None
     out = []
-    for r in df.to_dict(orient="records"):
-        row = {k: clean(r.get(k)) for k in keys if k in r}
-        if "score" in r:
-            row["similarity"] = to_similarity(clean(r["score"]))
+    for j in range(len(df)):
+        row = {k: clean(v[j]) for k, v in zip(cols, values)}
+        if scores is not None:
+            row["similarity"] = to_similarity(clean(scores[j]))
         out.append(row)
     return out
 
@@ -232,7 +260,7 @@ def track(request: Request):
     parameters:
       - {name: track_id, in: path, required: true, schema: {type: integer}}
     responses:
-      200: {description: "{id, path, artist, title, album, ..., tags, top, descriptors, explain, audio_url}"}
+      200: {description: "{id, path, artist, title, album, ..., source_path, start_s, end_s, tags, top, descriptors, explain, audio_url}"}
       400: {description: the id is not a whole number}
       404: {description: no such track}
     """
@@ -241,7 +269,7 @@ def track(request: Request):
     rec = _state(request).rec
     row = rec.track(tid)
     out = {k: row.get(k) for k in ("id", "path", "artist", "title", "album", "year", "genre", "track_no",
-                                     "duration_s", "n_patches")}
+                                     "duration_s", "n_patches", "source_path", "start_s", "end_s")}
     c = rec.classify(tid)
     out.update({"tags": c.to_json(top=10)["tags"], "top": c.to_json(top=10)["top"], "model": c.model})
     d = rec.catalog.descriptors([tid])
@@ -250,8 +278,22 @@ def track(request: Request):
     out["explain"] = {"tempo_bpm": desc.get("tempo_bpm"), "key": desc.get("key"), "mode": desc.get("mode"),
                       "loudness_db": desc.get("loudness_db"),
                       "brightness_hz": desc.get("spectral_centroid_mean")}
-    out["audio_url"] = f"/api/tracks/{tid}/audio"
+    out["audio_url"] = audio_url(tid, row)
     return json_response(out)
+
+
+def audio_url(tid: int, row: dict) -> str:
+    """``/api/tracks/ID/audio``; for a track of a CUE album (``source_path`` set) with the W3C
+    media fragment ``#t=START,END`` of its part of the file (``#t=START`` when its end is
+    not known), which an ``<audio>`` element plays: from START, pausing at END."""
+    url = f"/api/tracks/{tid}/audio"
+    start, end = row.get("start_s"), row.get("end_s")
+    if not row.get("source_path") or start is None:
+        return url
+    frag = f"#t={float(start):.3f}".rstrip("0").rstrip(".")
+    if end is not None:
+        frag += f",{float(end):.3f}".rstrip("0").rstrip(".")
+    return url + frag
 
 
 def similar(request: Request):
@@ -273,6 +315,8 @@ def similar(request: Request):
       - {name: tempo_max, in: query, schema: {type: number}}
       - {name: key, in: query, schema: {type: string}, description: "e.g. 'A minor' or 'C'"}
       - {name: min_loudness_db, in: query, schema: {type: number}}
+      - {name: where, in: query, schema: {type: string}, description: "stored descriptors, e.g. 'energy>0.6 and tempo_bpm<130'"}
+      - {name: sort, in: query, schema: {type: string}, description: "re-order the k results by a descriptor: 'tempo_bpm', '-energy' or 'energy desc' (as `--sort`)"}
       - {name: explain, in: query, schema: {type: boolean}, description: add a `why` sentence per row}
       - {name: exclude_path, in: query, schema: {type: string}, description: "path glob to leave out (repeatable)"}
       - {name: exclude_tag, in: query, schema: {type: string}, description: "tag/genre word to leave out (repeatable)"}
@@ -284,7 +328,8 @@ def similar(request: Request):
       404: {description: no such track}
     """
     p = Params(request, ("k", "space", "hubness", "exclude_same_artist", "exclude_same_album", "max_per_artist",
-                         "tag", "tempo_min", "tempo_max", "key", "min_loudness_db", "explain", *_EXCLUSION_PARAMS))
+                         "tag", "tempo_min", "tempo_max", "key", "min_loudness_db", "where", "sort", "explain",
+                         *_EXCLUSION_PARAMS))
     tid = track_id(request)
     lo, hi = p.float("tempo_min"), p.float("tempo_max")
     if (lo is None) != (hi is None):
@@ -304,8 +349,15 @@ def similar(request: Request):
         min_loudness_db=p.float("min_loudness_db"),
         explain=p.bool("explain"),
         exclusions=p.exclusions(),
+        where=p.str("where"),
     )
-    return json_response(_rows(df, SIMILAR_KEYS + SIMILAR_EXTRA_KEYS))
+    order = p.str("sort")
+    if order is not None:  # as `recommender similar --sort` does it, after the search
+        from ..recommend.query import sort_results
+
+        df = sort_results(_state(request).rec, df, order)
+    # every column, as --json prints it (the sort and `where` descriptors included)
+    return json_response(_rows(df, SIMILAR_KEYS + tuple(c for c in df.columns if c not in SIMILAR_KEYS)))
 
 
 def radio(request: Request):
@@ -492,9 +544,12 @@ def audio(request: Request):
     summary: The audio of a track
     description: >-
       The indexed file of the track, by id (never by a path from the client), with HTTP Range
-      support so a browser can seek. A track whose path is a symbolic link plays (the indexer
+      support so a browser can seek. For a track of a CUE album this is the album's audio file:
+      the track's `audio_url` carries its part as a media fragment (`#t=start,end`, seconds)
+      and the track's `start_s`/`end_s` say the same. A track whose path is a symbolic link plays (the indexer
       follows links); refused (403) when the file reached is not the indexed one any more
-      (another size or modification time). A Range header that cannot be parsed is ignored
+      (another size, a later modification time or other content: a link swapped to another
+      file is refused even with the same size and time; one rule for whole files and CUE albums). A Range header that cannot be parsed is ignored
       (200 with the whole file, RFC 9110 section 14.2).
     parameters:
       - {name: track_id, in: path, required: true, schema: {type: integer}}
@@ -512,7 +567,8 @@ def audio(request: Request):
         real = _state(request).audio_file(tid)
     except PermissionError as e:
         raise HTTPError(403, str(e)) from None
-    name = os.path.basename(_state(request).rec.track(tid)["path"]) or os.path.basename(real)
+    row = _state(request).rec.track(tid)
+    name = os.path.basename(row.get("source_path") or row["path"]) or os.path.basename(real)
     ext = os.path.splitext(name)[1].lower()
     media = AUDIO_TYPES.get(ext) or AUDIO_TYPES.get(os.path.splitext(real)[1].lower(), "application/octet-stream")
     return _AudioFileResponse(real, media_type=media, headers={"Content-Disposition": content_disposition(name)})

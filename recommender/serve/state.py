@@ -4,7 +4,8 @@ The catalog is SQLite in WAL mode: a reader sees committed snapshots while
 another process (``recommender index``) writes.  Every request asks
 :meth:`IndexState.current` for the facade; when the catalog's ``generation``
 has moved on, one thread builds a new :class:`~recommender.Recommender` and
-warms its default FAISS index while the other requests wait for it (so 100
+warms its default FAISS index and the track table of ``similar``
+(:func:`recommender.recommend.view.track_table`) while the other requests wait for it (so 100
 clients do not rebuild it 100 times), then everything derived from the old
 generation (search table, map coordinates) is dropped.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 
@@ -20,11 +22,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotInIndexError, RecommenderError
+from ..recommend import view
 from ..recommender import Recommender
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["IndexState"]
+
+#: File content hashes remembered by :meth:`IndexState.audio_file` (then forgotten all at once).
+FILE_HASHES_KEPT = 65536
+#: The ``#t=START[,END]`` tail of a cue track's catalog path (:func:`recommender.io.cuesheet.segment_key`).
+_SEGMENT = re.compile(r"#t=(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?")
 
 #: Search table columns (plus ``top_tags``), read once per catalog generation.
 SEARCH_COLUMNS = ("path", "artist", "title", "album", "genre", "year", "duration_s")
@@ -58,17 +66,22 @@ class IndexState:
         self._rec = None
         self._gen = None
         self._cache: dict = {}
+        self._file_hashes: dict = {}  # file identity -> content hash (audio_file)
         self.reloads = 0
         self._open()
 
     # ------------------------------------------------------------------ facade
     def _open(self) -> None:
         rec = Recommender(self.index_dir, model=self._model)
+        rec.read_only = True  # a FAISS file older than the catalog is rebuilt in memory, never written
         gen = rec.catalog.generation  # CatalogError here when there is no index
         t0 = time.perf_counter()
         if len(rec):
             try:
                 rec.faiss_index(self.warm_space)
+                # what /similar reads of its candidates, in memory (one bulk read per generation)
+                view.track_table(rec)
+                view.vectors(rec, "embedding")  # same-recording checks of every answer (radio loads it anyway)
             except RecommenderError as e:  # answered again (and reported) by the requests that need it
                 logger.warning("could not load the %s index: %s", self.warm_space, e)
         self._rec, self._gen, self._cache = rec, gen, {}
@@ -144,11 +157,25 @@ class IndexState:
         The path comes from the catalog, never from the client.  It is the
         track's indexed path: a symbolic link (to a file or through a folder)
         is followed, as the indexer follows it, so a collection of links plays.
-        The file reached must still be the one that was indexed: a regular
-        file with the size and modification time the catalog recorded for it
-        (``os.stat`` through the link), so a link swapped after indexing to
-        another file is refused.  The indexed name must have an audio
-        extension.  The real path (links resolved) is returned, the one checked.
+        The file reached must still be the one that was indexed, by one rule
+        for whole files and CUE albums (whose audio file, ``source_path``, is
+        the one checked and returned; the client plays ``start_s`` to ``end_s``):
+
+        * a regular file whose name has an audio extension;
+        * of the recorded ``size``, with a modification time not later than the
+          recorded ``mtime_ns`` (the catalog records the later of the audio
+          file's and its CUE sheet's, so an older file is not a changed one);
+        * of the recorded ``content_hash``
+          (:func:`recommender.io.collection.content_hash`, for a cue track
+          :meth:`recommender.io.cuesheet.Segment.content_hash` of it): a link
+          swapped to another file, or a file rewritten, with the same size and
+          modification time is refused.  The catalog does not record device
+          and inode; the hash (768 KiB read) is checked once per file identity
+          (real path, device, inode, size, mtime, ctime) and remembered.
+
+        A row without a ``content_hash`` (a catalog not written by the indexer)
+        is checked by size and mtime only.  The real path (links resolved) is
+        returned, the one checked.
 
         Raises
         ------
@@ -162,7 +189,8 @@ class IndexState:
         from ..io.audio import AUDIO_EXTENSIONS
 
         row = self.rec.track(int(track_id))
-        path = row["path"]
+        cue = bool(row.get("source_path"))  # a track of a CUE album: a part of this file
+        path = row["source_path"] if cue else row["path"]
         if os.path.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
             raise PermissionError(f"track {track_id}: its file is not an audio file")
         real = os.path.realpath(path)
@@ -172,10 +200,40 @@ class IndexState:
             raise NotInIndexError(f"track {track_id}: its file {path} is gone (re-run `recommender index`)") from None
         if not _stat.S_ISREG(st.st_mode):
             raise PermissionError(f"track {track_id}: its path is not a regular file")
-        size, mtime = row.get("size"), row.get("mtime_ns")
-        if (size is not None and int(size) != st.st_size) or (mtime is not None and int(mtime) != st.st_mtime_ns):
+        size, mtime, chash = row.get("size"), row.get("mtime_ns"), row.get("content_hash")
+        same = ((size is None or int(size) == st.st_size) and (mtime is None or st.st_mtime_ns <= int(mtime))
+                and (not chash or self._track_hash(row, real, st) == chash))
+        if not same:
             linked = real != os.path.abspath(path)
             what = ("its path leads through a link to another file than the one indexed" if linked
                     else "its file changed since it was indexed")
             raise PermissionError(f"track {track_id}: {what} (re-run `recommender index` to stream it)")
         return real
+
+    def _track_hash(self, row: dict, real: str, st) -> str | None:
+        """The content hash the indexer would give the track ``row`` now (``None``: unreadable).
+
+        The file's hash is computed once per ``(real path, device, inode, size,
+        mtime, ctime)``; a cue track's is derived from it by its catalog path's
+        ``#t=START[,END]`` (:meth:`recommender.io.cuesheet.Segment.content_hash`).
+        """
+        from ..io import collection, cuesheet
+
+        key = (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        h = self._file_hashes.get(key)
+        if h is None:
+            try:
+                h = collection.content_hash(real, size=st.st_size)
+            except OSError:
+                return None
+            if len(self._file_hashes) >= FILE_HASHES_KEPT:
+                self._file_hashes.clear()
+            self._file_hashes[key] = h
+        source = row.get("source_path")
+        if not source:
+            return h
+        m = _SEGMENT.fullmatch(os.fsdecode(row["path"])[len(os.fsdecode(source)):])
+        if m is None:
+            return None
+        end = float(m.group(2)) if m.group(2) is not None else None
+        return cuesheet.Segment(source, float(m.group(1)), end).content_hash(h)

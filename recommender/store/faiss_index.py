@@ -44,6 +44,7 @@ __all__ = [
     "VectorIndex",
     "StaleIndexError",
     "ids_checksum",
+    "save_rebuilt",
     "set_num_threads",
     "FLAT_MAX_N",
     "HNSW_MAX_N",
@@ -660,6 +661,39 @@ class VectorIndex:
         if ids_checksum(self.ids()) != side["ids_sha256"]:
             raise IndexFileError(path, "ids do not match the sidecar checksum")
         return self
+
+
+def save_rebuilt(index: VectorIndex, path, *, meta: dict, read_only: bool = False) -> bool:
+    """Store an index rebuilt from the catalog (its file was missing or stale) at ``path``.
+
+    Source: :meth:`recommender.Recommender.faiss_index` after a rebuild.
+
+    Parameters
+    ----------
+    index : VectorIndex
+        The rebuilt index.
+    path : str or os.PathLike
+        Where it belongs (``<index>/<space>.faiss``, sidecar ``.json`` beside it).
+    meta : dict
+        Sidecar values (``space``, ``generation``), see :meth:`VectorIndex.save`.
+    read_only : bool
+        ``True`` (``recommender serve``): nothing is written; the index stays in memory.
+
+    Returns
+    -------
+    bool
+        Whether it was written.  A folder that cannot be written is logged (INFO) and
+        the index kept in memory, as with ``read_only``; no error is raised.
+    """
+    if read_only:
+        logger.info("rebuilt %s in memory (read-only: the index folder is not written)", os.fspath(path))
+        return False
+    try:
+        index.save(path, meta=meta)
+        return True
+    except (OSError, RecommenderError) as e:  # read-only index dir: keep it in memory
+        logger.info("could not save the rebuilt index %s (%s); using it in memory", os.fspath(path), e)
+        return False
 
 
 # ------------------------------------------------------------------- helpers

@@ -145,6 +145,36 @@
     return selectTrack(id);
   }
 
+  // A track of a CUE album is a part of its audio file: audio_url carries it as a media
+  // fragment (#t=start,end); the player also seeks to start_s and stops at end_s itself
+  // (one "play" after the end starts the part again instead of the next track).
+  function playSegment(audio, t) {
+    const cue = t.source_path && t.start_s !== null && t.start_s !== undefined;
+    audio.dataset.start = cue ? String(t.start_s) : "";
+    audio.dataset.end = cue && t.end_s !== null && t.end_s !== undefined ? String(t.end_s) : "";
+    audio.dataset.stopped = "";
+    audio.src = t.audio_url;
+  }
+
+  // dataset.stopped: the player stopped the part at its end.  Until the next "play" event a
+  // timeupdate is not acted on: the seek to the end fires one (no seek loop), and one queued
+  // before play() was called must not pause the restart ("play" is dispatched after it).
+  function keepInSegment(ev) {
+    const audio = ev.target;
+    if (!audio.dataset.start) return;
+    const start = Number(audio.dataset.start);
+    const end = audio.dataset.end ? Number(audio.dataset.end) : Infinity;
+    if (ev.type === "timeupdate") {
+      if (audio.dataset.stopped || audio.currentTime < end) return;
+      audio.dataset.stopped = "1";  // also when the browser paused there itself (the #t= end)
+      if (!audio.paused) audio.pause();
+      if (audio.currentTime > end) audio.currentTime = end;
+    } else if (ev.type === "play") {
+      audio.dataset.stopped = "";
+      if (audio.currentTime >= end - 0.05 || audio.currentTime < start - 0.25) audio.currentTime = start;
+    }
+  }
+
   async function selectTrack(id) {
     try {
       const t = await api("/api/tracks/" + id);
@@ -153,8 +183,7 @@
       $("track-panel").hidden = false;
       $("track-title").textContent = name(t);
       $("track-sub").textContent = [t.artist, t.album, t.year].filter(Boolean).join(" · ") + "  (#" + t.id + ")";
-      const audio = $("audio");
-      audio.src = t.audio_url;
+      playSegment($("audio"), t);
       const facts = $("track-facts");
       facts.textContent = "";
       const x = t.explain || {};
@@ -248,6 +277,8 @@
     $("color-by").addEventListener("change", drawMap);
     $("map-method").addEventListener("change", drawMap);
     document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") cancelPath(); });
+    $("audio").addEventListener("timeupdate", keepInSegment);
+    $("audio").addEventListener("play", keepInSegment);
     try {
       const info = await api("/api/info");
       status(info.tracks + " tracks");

@@ -1,0 +1,132 @@
+"""``similar`` from the per-generation track table (recommend.view.track_table) gives the
+answers it gives reading each query's candidates from SQLite: same rows, same order, same
+dtypes, whatever the filters; the table follows new generations."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommender import Recommender
+from recommender.recommend import view
+from recommender.store.catalog import Catalog
+
+N = 400
+TAGS = [f"tag{i}" for i in range(50)]
+
+
+def _add(cat, rng, i, centres, tag_centres):
+    c = i % len(centres)
+    artist = None if i % 17 == 0 else f"Artist {i // 12}"
+    album = None if i % 23 == 0 else f"Album {i // 6}"
+    desc = None if i % 11 == 0 else {
+        "tempo_bpm": None if i % 29 == 0 else 70.0 + i % 90, "key": None if i % 13 == 0 else "CDEFGAB"[i % 7],
+        "mode": "major" if i % 3 else "minor", "loudness_db": -20.0 + i % 12}
+    return cat.add_track(
+        {"path": f"/m/{artist or 'unknown'}/{i:04d} t.ogg", "size": 1000 + i, "mtime_ns": 1 + i,
+         # pairs of byte-identical copies (same hash): never each other's results
+         "content_hash": f"{i // 2:032x}" if i < 40 else f"{i:032x}", "duration_s": 100.0 + i,
+         "artist": artist, "album": album, "title": None if i % 19 == 0 else f"Track {i}"},
+        vectors={"embedding": centres[c] + 0.6 * rng.normal(size=200).astype(np.float32),
+                 "tags": np.clip(tag_centres[c] + 0.05 * rng.normal(size=50), 0, 1).astype(np.float32)},
+        descriptors=desc)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table") / "idx"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 200)).astype(np.float32)
+    tag_centres = rng.beta(0.5, 4.0, size=(12, 50)).astype(np.float32)
+    with Catalog(root / "catalog.sqlite", mode="c") as cat:
+        cat.check_compatible(model_name="msd-musicnn", weights_sha256="0" * 64, dims={"embedding": 200, "tags": 50})
+        cat.set_meta(tags=TAGS)
+        with cat.write_batch():
+            for i in range(N):
+                _add(cat, rng, i, centres, tag_centres)
+        Recommender(root).rebuild_indexes(catalog=cat)
+    return str(root), centres, tag_centres
+
+
+def _both(rec, query, **kw):
+    """``similar`` reading SQLite, then from the table (and that the table was used)."""
+    view.clear_cache()
+    old = view._TABLE_AFTER
+    view._TABLE_AFTER = 1 << 60
+    try:
+        cold = rec.similar(query, **kw)
+        assert view.track_table(rec, build=False) is None
+    finally:
+        view._TABLE_AFTER = old
+    assert view.track_table(rec) is not None
+    warm = rec.similar(query, **kw)
+    return cold, warm
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"k": 25, "space": "embedding"},
+    {"k": 7, "space": "tags"},
+    {"k": 12, "space": "both"},
+    {"exclude_same_artist": True, "exclude_same_album": True},
+    {"max_per_artist": 1, "k": 15},
+    {"tag": "tag3"},
+    {"tempo_range": (90, 140), "k": 20},
+    {"key": "D", "k": 5},
+    {"key": "E minor", "min_loudness_db": -15.0},
+    {"exclusions": {"paths": ["/m/Artist 1*"]}},
+])
+def test_table_answers_like_sqlite(index, kw):
+    with Recommender(index[0]) as rec:
+        for q in (1, 2, 7, 34, 150, 399):
+            cold, warm = _both(rec, q, **kw)
+            pd.testing.assert_frame_equal(cold, warm, check_dtype=True)
+            assert json.dumps(cold.to_dict(orient="records"), default=str) == \
+                json.dumps(warm.to_dict(orient="records"), default=str)
+            assert len(warm) and q not in set(warm["id"])
+
+
+def test_copies_and_vector_queries(index):
+    with Recommender(index[0]) as rec:
+        cold, warm = _both(rec, 4)  # 4 and 5 share a content hash: 5 is never a result
+        pd.testing.assert_frame_equal(cold, warm)
+        assert not {4, 5} & set(warm["id"])
+        v = rec.vector(9, space="embedding")
+        cold, warm = _both(rec, v, k=8)
+        pd.testing.assert_frame_equal(cold, warm)
+
+
+def test_table_is_built_on_the_second_query_and_follows_generations(index, tmp_path):
+    import shutil
+
+    root = tmp_path / "idx"
+    shutil.copytree(index[0], root)
+    view.clear_cache()
+    with Recommender(root) as rec:
+        assert view.track_table(rec, build=False) is None  # a one-off query reads SQLite
+        rec.similar(3)
+        first = rec.similar(3)
+        table = view.track_table(rec, build=False)
+        assert table is not None and len(table) == N and table.generation == rec.catalog.generation
+        with Catalog(root / "catalog.sqlite", mode="w") as cat:  # another process indexes a track like 3
+            rng = np.random.default_rng(5)
+            tid = cat.add_track({"path": "/m/new/copy of 3.ogg", "size": 1, "mtime_ns": 1, "artist": "New",
+                                 "content_hash": "f" * 32},
+                                vectors={"embedding": rec.vector(3, space="embedding") + 0.3 * rng.normal(size=200),
+                                         "tags": rec.vector(3, space="tags")},
+                                descriptors={"tempo_bpm": 99.0, "key": "A", "mode": "minor", "loudness_db": -9.0})
+        again = rec.similar(3, space="embedding")
+        table2 = view.track_table(rec)
+        assert table2 is not table and tid in table2 and len(table2) == N + 1
+        new = again[again["id"] == tid]  # close to 3, not a copy of it (cosine < 0.995)
+        assert len(new) == 1 and new["tempo_bpm"].iloc[0] == 99.0 and new["artist"].iloc[0] == "New"
+        assert len(first) == 10
+
+
+def test_where_reads_sqlite_and_still_answers(index):
+    with Recommender(index[0]) as rec:
+        view.track_table(rec)
+        df = rec.similar(1, k=5, where="tempo_bpm>100")
+        assert len(df) and (df["tempo_bpm"] > 100).all()
