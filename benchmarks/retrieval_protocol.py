@@ -183,6 +183,9 @@ def _cands():
     mf = lambda c: gaussian_js(c.mfcc_mean, c.mfcc_cov)
     return {
         DEFAULT: (L("msd8"), ["msd8"], False, "3412-d cosine"),
+        # a reference point, not a candidate: the original musicnn embedding (mean over the 8 patches)
+        REFERENCE: (lambda c: cosine(l2_normalize(np.stack([p.mean(0) for p in c.patches["msd8_pen"]]))),
+                    ["msd8"], False, "200-d cosine"),
         "windows: msd 4 patches": (L("msd4"), ["msd4"], False, "3412-d cosine"),
         "windows: msd 16 patches": (L("msd16"), ["msd16"], False, "3412-d cosine"),
         "windows: msd 32 patches": (L("msd32"), ["msd32"], False, "3412-d cosine"),
@@ -215,6 +218,7 @@ def _cands():
 
 
 CONTRASTIVE = "contrastive projection (label-free stop)"
+REFERENCE = "reference: musicnn mean embedding, 8"
 #: settings of the contrastive candidates (NT-Xent temperature 0.1, Adam 1e-3, batch 64 tracks, at most
 #: 200 steps, 30 % of the tracks held out to choose the step count)
 CT_LINEAR = dict(max_steps=200, tau=0.1, dim=128)
