@@ -147,6 +147,17 @@ def run(df, target, patches, seed, modes):
     return out
 
 
+def print_results(r):
+    """The table of one :func:`run` result (stdout)."""
+    print(f"\n== {r['target']}: {r['n_tracks']} tracks, {r['n_test']} test; split {r['split']}")
+    for name, m in r["rows"].items():
+        acc = f"  Acc1 {m['accuracy1']:.3f}  Acc2 {m['accuracy2']:.3f}" if "accuracy1" in m else ""
+        r2 = "n/a" if m["r2"] is None else f"{m['r2']:.3f}"
+        print(f"  {name:<17s} MAE {m['mae']:8.3f}  RMSE {m['rmse']:8.3f}  R² {r2:>7}{acc}")
+    for k, v in r["paired"].items():
+        print(f"  {k:<40s} {v['mean_diff']:+8.3f}  [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tempo-tracks", type=int, default=60)
@@ -167,13 +178,7 @@ def main(argv=None):
             results.append(run(make_gain_set(tmp, args.real, args.seed, args.real_limit), "gain_db", args.patches,
                                args.seed, modes))
     for r in results:
-        print(f"\n== {r['target']}: {r['n_tracks']} tracks, {r['n_test']} test; split {r['split']}")
-        for name, m in r["rows"].items():
-            acc = f"  Acc1 {m['accuracy1']:.3f}  Acc2 {m['accuracy2']:.3f}" if "accuracy1" in m else ""
-            r2 = "n/a" if m["r2"] is None else f"{m['r2']:.3f}"
-            print(f"  {name:<17s} MAE {m['mae']:8.3f}  RMSE {m['rmse']:8.3f}  R² {r2:>7}{acc}")
-        for k, v in r["paired"].items():
-            print(f"  {k:<40s} {v['mean_diff']:+8.3f}  [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]")
+        print_results(r)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)

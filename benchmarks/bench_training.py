@@ -1,6 +1,24 @@
-"""Compare the four training modes on one labelled dataset, split by track.
+"""Compare the training modes against their baselines, in one run: classification,
+regression and multi-label (``--tasks``, default all three).
 
     python benchmarks/bench_training.py DATASET [--patches 16] [--min-tracks 5]
+    python benchmarks/bench_training.py --tasks regress,multilabel [--real /tmp/devset]
+
+``classify`` needs DATASET (skipped, with a note, without it); ``regress`` and
+``multilabel`` make their own data with labels known by construction:
+
+* ``regress`` (:mod:`bench_regression`): tempo of ``--tempo-tracks`` synthesised
+  tracks at known BPM -- ``MusicRegressor`` classical and head against the
+  descriptor tempo estimator and predict-the-training-mean (MAE, RMSE, R²,
+  Accuracy1/2, paired CIs by track); with ``--real FOLDER`` also ``gain_db``:
+  real music scaled by a known gain.
+* ``multilabel`` (:mod:`bench_multilabel`): ``--ml-tracks`` synthesised
+  mixtures of bass, hats, kick and pad -- ``MultiLabelClassifier`` head and
+  classical (MFCC/spectral/chroma statistics + per-label logistic regression)
+  against the label prior (per-label ROC-AUC / PR-AUC, macro, micro, paired
+  bootstrap CI by track of the macro differences).
+
+Classification:
 
 DATASET is anything ``recommender train`` reads (a folder per label, a CSV,
 an FMA ``tracks.csv``).  Classes with fewer than ``--min-tracks`` tracks are
@@ -41,7 +59,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset")
+    ap.add_argument("dataset", nargs="?", default=None, help="labelled data for the classify task")
+    ap.add_argument("--tasks", default="classify,regress,multilabel", help="comma-separated subset")
     ap.add_argument("--modes", default="classical,head,scratch,finetune",
                     help="comma-separated; 'head:embedding' = head on the embedding only")
     ap.add_argument("--patches", type=int, default=16, help="patches (classical: 10-s clips) per track")
@@ -54,9 +73,36 @@ def main(argv=None):
     ap.add_argument("--baseline", default="classical", help="the row the others are compared with")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--reports", default=None, help="write each mode's report (JSON + PNG) under this folder")
+    ap.add_argument("--tempo-tracks", type=int, default=40, help="regress: synthesised tempo tracks (0: none)")
+    ap.add_argument("--real", default=None, help="regress: folder of real music for the known-gain target")
+    ap.add_argument("--real-limit", type=int, default=None)
+    ap.add_argument("--regress-patches", type=int, default=4)
+    ap.add_argument("--ml-tracks", type=int, default=60, help="multilabel: synthesised mixtures")
+    ap.add_argument("--ml-seconds", type=float, default=8.0)
+    ap.add_argument("--ml-patches", type=int, default=4)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    bad = [t for t in tasks if t not in ("classify", "regress", "multilabel")]
+    if bad:
+        ap.error(f"--tasks {args.tasks!r}: unknown {bad} (rule: a subset of classify,regress,multilabel)")
+    results = {"args": vars(args)}
+    if "classify" in tasks:
+        if args.dataset is None:
+            print("classify: skipped (no DATASET given)")
+        else:
+            results.update(dataset=args.dataset, rows=classify(args))
+    if "regress" in tasks:
+        results["regress"] = regress(args)
+    if "multilabel" in tasks:
+        results["multilabel"] = multilabel(args)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1, default=str)
 
+
+def classify(args):
+    """The classification rows (one split shared by every mode); the rows."""
     from recommender.learn.datasets import drop_rare_classes, load_dataset, split_dataset, split_summary
     from recommender.learn.classifier import MusicClassifier, evaluate, write_report
 
@@ -116,9 +162,42 @@ def main(argv=None):
               f"{r['track_acc'] - base['track_acc']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {r['fit_s']:.0f} s | "
               f"{r['fit_s'] / base['fit_s']:.2f}x | {r['predict_s']:.0f} s | {r['patches']} | "
               f"{r['epochs'] or '-'} |")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"dataset": args.dataset, "args": vars(args), "rows": rows}, fh, indent=1)
+    return rows
+
+
+def regress(args):
+    """The regression rows of :mod:`bench_regression` (same split and run for models and baselines)."""
+    import tempfile
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_regression as br
+
+    modes = ["classical", "head"]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.tempo_tracks:
+            df = br.make_tempo_set(tmp, args.tempo_tracks, args.seed)
+            results.append(br.run(df, "tempo", args.regress_patches, args.seed, modes))
+        if args.real:
+            df = br.make_gain_set(tmp, args.real, args.seed, args.real_limit)
+            results.append(br.run(df, "gain_db", args.regress_patches, args.seed, modes))
+    for r in results:
+        br.print_results(r)
+    return results
+
+
+def multilabel(args):
+    """The multi-label rows of :mod:`bench_multilabel` (models and label prior on the same test tracks)."""
+    import tempfile
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_multilabel as bm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = bm.make_mix_set(tmp, args.ml_tracks, args.seed, args.ml_seconds)
+        r = bm.run(csv, patches=args.ml_patches, seed=args.seed)
+    bm.print_results(r)
+    return r
 
 
 def paired_ci(correct, base_correct, seed):

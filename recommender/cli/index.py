@@ -16,24 +16,8 @@ from ._common import add_playlist_file_args, display, print_json, query_arg, rec
 __all__ = ["add_commands"]
 
 
-def _classify(path, model, sampling):
-    """:func:`~recommender.analysis.tagging.classify`, or for a track-level head (a model with
-    ``finish``) its analysis finished: the head's class probabilities from the whole track."""
-    from ..analysis.tagging import classification_from_analysis, classify
-
-    finish = getattr(model, "finish", None)
-    if finish is None:
-        return classify(path, model=model, sampling=sampling)
-    from ..analysis.pipeline import analyze_file
-    from ..descriptors.level import probe_audio_flag
-
-    res = finish(analyze_file(path, model=model, sampling=sampling))
-    if res.audio_flag is None and res.patch_level is None and res.descriptors is None:
-        res.audio_flag = probe_audio_flag(path)
-    return classification_from_analysis(res, model)
-
-
 def cmd_classify(args) -> int:
+    from ..analysis.tagging import classify
     from ..models import load_model
 
     model = load_model(args.model) if args.model else load_model()
@@ -41,7 +25,7 @@ def cmd_classify(args) -> int:
     out = []
     for path in args.files:
         try:
-            c = _classify(path, model, args.sampling)
+            c = classify(path, model=model, sampling=args.sampling)
         except RecommenderError as e:
             failed += 1
             if args.json:
