@@ -73,7 +73,7 @@ def main(argv=None):
     ap.add_argument("--baseline", default="classical", help="the row the others are compared with")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--reports", default=None, help="write each mode's report (JSON + PNG) under this folder")
-    ap.add_argument("--tempo-tracks", type=int, default=40, help="regress: synthesised tempo tracks (0: none)")
+    ap.add_argument("--tempo-tracks", type=int, default=60, help="regress: synthesised tempo tracks (0: none)")
     ap.add_argument("--real", default=None, help="regress: folder of real music for the known-gain target")
     ap.add_argument("--real-limit", type=int, default=None)
     ap.add_argument("--regress-patches", type=int, default=4)
