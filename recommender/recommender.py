@@ -443,8 +443,8 @@ class Recommender(BanList):
             pv = cat.patch_vectors(tid)
             _, E = cat.vectors("embedding", ids=[tid])
             _, T = cat.vectors("tags", ids=[tid])
-            s = pd.Series(T[0], index=tags, name="probability").sort_values(ascending=False, kind="stable")
-            tl = pd.DataFrame(pv["probs"], columns=tags, index=pd.Index(np.round(pv["starts_s"], 3), name="start_s"))
+            s = pd.Series(T[0][:len(tags)], index=tags, name="probability").sort_values(ascending=False, kind="stable")
+            tl = pd.DataFrame(pv["probs"][:, :len(tags)], columns=tags, index=pd.Index(np.round(pv["starts_s"], 3), name="start_s"))
             return Classification(row["path"], s, E[0], tl, float(row["duration_s"] or 0.0), cat.get_meta("model_name"))
         if isinstance(query, np.ndarray):
             raise ParameterError("classify(query): give a track id or a path; use recommender.classify() for waveforms")

@@ -91,6 +91,20 @@ def test_temperature_softens_overconfident_probabilities_and_keeps_calibrated_on
     np.testing.assert_allclose(linear.temper(Q, 1.0), Q, atol=1e-12)
 
 
+def test_temperature_not_fitted_on_few_tracks_and_not_at_grid_edge():
+    # issue #21: 18 tracks, 3 classes, 3 confidently wrong out-of-fold: T went to the top of the grid
+    y = np.repeat([0, 1, 2], 6)
+    P = np.full((18, 3), 1e-7)
+    pred = y.copy()
+    pred[[0, 6, 12]] = (y[[0, 6, 12]] + 1) % 3
+    P[np.arange(18), pred] = 1 - 2e-7
+    T, before, after = linear.fit_temperature(P, y, np.arange(18))
+    assert T == 1.0 and after == before
+    T_big, _, _ = linear.fit_temperature(P, y, np.arange(18), min_tracks=0)
+    assert T_big > 5  # what it would have been without the floor: most probabilities flattened
+    assert linear.T_GRID[0] == 0.1 and linear.T_GRID[-1] == 100.0 and linear.C_GRID_TRACK[-1] == 10.0
+
+
 def test_fit_linear_with_calibration_uses_grouped_cv_on_training_rows_only():
     rng = np.random.default_rng(2)
     X = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(1.5, 1, (20, 5))])

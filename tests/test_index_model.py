@@ -73,6 +73,34 @@ def test_regressor_values_are_descriptors(energy_index):
     assert "loudness_db" in d.columns and d["tempo_bpm"].notna().any()
 
 
+
+def test_index_values_are_clipped_like_predict(energy_index):
+    """The values ``index --model`` stores are clipped to the model's target range, as predict() clips."""
+    from recommender.models import load_model
+
+    _, model, _ = energy_index
+    tm = load_model(model)
+    lo, hi = np.asarray(tm.target_range).reshape(-1, 2)[0]
+    assert lo < -36 and hi > 0  # the training range (-36..0 dB) widened by half its span
+    assert tm.named_values([1e6]) == {"energy": pytest.approx(hi)}
+    assert tm.named_values([-1e6]) == {"energy": pytest.approx(lo)}
+    assert tm.named_values([-10.0]) == {"energy": pytest.approx(-10.0)}
+
+
+def test_regressor_index_has_no_tags(energy_index):
+    from recommender import Recommender
+    from recommender.errors import ParameterError
+
+    rec = Recommender(energy_index[0])
+    cat = rec.catalog
+    assert cat.get_meta("tags") == [] and cat.output_names() == ["energy"]
+    hint = r"built with a regressor \(values: energy\): it has no tags; use --where"
+    for kw in ({"tag": "energy"}, {"space": "tags"}, {"space": "both"}):
+        with pytest.raises(ParameterError, match=hint):
+            rec.similar(1, k=3, **kw)
+    assert rec.classify(1).to_json()["tags"] == {}
+    assert len(rec.similar(1, k=3, space="embedding")) == 3
+
 def test_where_filters_and_sort_orders_by_model_values(energy_index):
     from recommender import Recommender
 
@@ -96,8 +124,10 @@ def test_where_filters_and_sort_orders_by_model_values(energy_index):
                      ("energy>>1", "needs a number")):
         with pytest.raises(ParameterError, match=pat):
             rec.similar(q, k=3, where=bad)
-    with pytest.raises(ParameterError, match="no descriptor 'valence'"):
+    with pytest.raises(ParameterError, match="^sort: no descriptor 'valence'"):
         similar(rec, q, k=3, sort="valence")
+    with pytest.raises(ParameterError, match="only 'and' may join conditions"):
+        similar(rec, q, k=3, where="energy>1 or energy<-40")
 
 
 def test_cli_similar_where_and_sort(energy_index, capsys):
@@ -113,6 +143,9 @@ def test_cli_similar_where_and_sort(energy_index, capsys):
     assert main(["similar", "1", "--index", index, "--where", "danceability>1"]) == 2
     err = capsys.readouterr().err
     assert "no descriptor 'danceability'" in err and "energy" in err
+    assert main(["similar", "1", "--index", index, "--where", "energy>1000"]) == 0
+    out = capsys.readouterr().out
+    assert "no track matches --where 'energy>1000'" in out and "Empty DataFrame" not in out
 
 
 def test_serve_similar_where(energy_index):
@@ -226,3 +259,14 @@ def test_cli_classify_predict_evaluate_with_a_head_regressor(energy_index, capsy
     assert main(["evaluate", model, csv, "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["task"] == "regress" and "mean_baseline" in rep["per_target"]["energy"]
+
+
+def test_explain_on_a_regressor_index_claims_no_tags(energy_index):
+    """An index built with a regressor has no tags: explanations compare descriptors only."""
+    from recommender import Recommender
+    from recommender.recommend.explanations import explain
+
+    rec = Recommender(energy_index[0])
+    ids = list(rec.catalog.tracks().index[:2])
+    e = explain(rec, int(ids[0]), int(ids[1]))
+    assert e.shared_tags == [] and e.different_tags == [] and "tagged" not in e.sentence

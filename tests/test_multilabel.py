@@ -180,5 +180,9 @@ def test_multilabel_classical_saved_as_arrays(mix_csv, tmp_path):
     assert sorted(os.listdir(d)) == ["model.json", "model.npz", "tracks.json"]
     np.testing.assert_allclose(load_multilabel(d).predict_proba(df[df["split"] == "test"]),
                                clf.predict_proba(df[df["split"] == "test"]), rtol=1e-9)
-    with pytest.raises(ModelError, match="classical"):
+    with pytest.raises(ModelError, match=r"classical.*load_multilabel\(path\)"):
         load_model(d)
+    from recommender.learn.classifier import load_classifier
+
+    with pytest.raises(ModelError, match=r"a multilabel model, not a classifier: .*multilabel\.load_multilabel"):
+        load_classifier(d)

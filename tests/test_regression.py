@@ -127,6 +127,16 @@ def test_split_regression_by_track_and_by_artist(tmp_path):
     assert list(again["split"]) == list(s2["split"])
 
 
+
+def test_split_regression_few_tracks_per_bin_falls_back_to_grouped_split(tmp_path):
+    # 30 tracks, 10 artists x 3: the validation carve needs 8 folds but each tempo bin has < 8 tracks
+    rows = "".join(f"a{i}.wav,{70 + 3.4 * i},art{i % 10}\n" for i in range(30))
+    df = load_targets(_csv(tmp_path, "path,tempo,artist\n" + rows), task="regress", check_audio=False)
+    s = split_regression(df, ["tempo"], random_state=0)
+    assert set(s["split"]) == {"train", "validation", "test"}
+    assert s.groupby("artist")["split"].nunique().max() == 1
+
+
 # --------------------------------------------------------------------------- tempo
 def test_tempo_regression_beats_mean_baseline(tempo_csv, tmp_path):
     from recommender.learn.regression import (
@@ -158,9 +168,32 @@ def test_tempo_regression_beats_mean_baseline(tempo_csv, tmp_path):
     again = load_regressor(d)
     test = df[df["split"] == "test"]
     np.testing.assert_allclose(again.predict(test), reg.predict(test), rtol=1e-9)
+    fit_t = df.loc[df["split"] != "test", "tempo"]
+    span = fit_t.max() - fit_t.min()
+    np.testing.assert_allclose(again.target_range_, [[fit_t.min() - span / 2, fit_t.max() + span / 2]])
     rep2 = evaluate_regression(d, df.drop(columns="split"), tempo_baseline=False)
     assert rep2["n_test"] == 10 and any("excluded" in n for n in rep2["notes"])
 
+
+def test_predictions_clipped_and_worse_than_mean_noted():
+    from recommender.learn.regression import MusicRegressor, evaluate_regression
+
+    class Wild:  # a fitted model's predict_files that extrapolates wildly
+        def predict_files(self, paths, tag_model=None, verbose=False):
+            return {p: np.array([v]) for p, v in zip(paths, (-177.7, 500.0, 120.0))}, []
+
+    reg = MusicRegressor("classical")
+    reg.model_, reg.targets_, reg.target_means_ = Wild(), ["tempo"], np.array([120.0])
+    reg.target_range_ = np.array([[20.0, 220.0]])
+    reg.training_paths_, reg.validation_paths_ = [], []
+    reg.n_train_ = reg.n_validation_ = reg.alpha_ = reg.split_strategy_ = None
+    df = pd.DataFrame({"path": ["/a.wav", "/b.wav", "/c.wav"], "tempo": [100.0, 140.0, 120.0], "split": "test"})
+    rep = evaluate_regression(reg, df, tempo_baseline=False)
+    assert rep["predictions"]["predicted"]["tempo"] == [20.0, 220.0, 120.0]
+    assert any("worse than predicting the training mean" in n for n in rep["notes"])
+    reg.model_ = type("Good", (), {"predict_files": lambda self, p, **k: ({q: np.array([t]) for q, t in
+                                                                            zip(p, (100.0, 140.0, 120.0))}, [])})()
+    assert not any("worse" in n for n in evaluate_regression(reg, df, tempo_baseline=False)["notes"])
 
 def test_tempo_accuracy_definitions():
     from recommender.learn.regression import regression_metrics, tempo_accuracy

@@ -99,6 +99,10 @@ def cmd_describe(args) -> int:
         from ..analysis.profiles import profile, profile_text
 
         model = _load_model(args.model)
+        if getattr(model, "task", "classify") == "regress":
+            print(f"error: --tags: {args.model} is a regressor (values: {', '.join(model.tags)}): it has no "
+                  "tags; use `recommender classify FILE --model MODEL` for its values", file=sys.stderr)
+            return 2
     failed = 0
     results = []
     for path in args.files:

@@ -157,8 +157,11 @@ def cmd_similar(args) -> int:
         import pandas as pd
 
         why = df.pop("why") if "why" in df.columns else None
-        with pd.option_context("display.max_colwidth", 40, "display.width", 200):
-            print(df.drop(columns=["path"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        if not len(df):
+            print("no track matches" + (f" --where {args.where!r}" if args.where else ""))
+        else:
+            with pd.option_context("display.max_colwidth", 40, "display.width", 200):
+                print(df.drop(columns=["path"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         if why is not None:
             for r, w in zip(df["rank"], why):
                 print(f"  {r:>2d}. {w}")

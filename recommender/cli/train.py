@@ -98,6 +98,9 @@ def _print_regression(rep):
             mae = "n/a" if m["mae"] is None else f"{m['mae']:.4g}"
             rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4g}"
             print(f"    {who:<17s} MAE {mae:>8}  RMSE {rmse:>8}  R² {r2:>6}{acc}  (n={m['n']})")
+    for note in rep.get("notes", []):
+        if "worse than predicting the training mean" in note:
+            print(f"  warning: {note}")
 
 
 def _print_multilabel(rep):

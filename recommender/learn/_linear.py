@@ -14,16 +14,21 @@ from ..errors import ModelError
 from ._inputs import descriptor_names
 from .evaluate import pool_by_track, track_loss_acc
 
-__all__ = ["C_GRID", "C_GRID_TRACK", "T_GRID", "choose_C", "classical_arrays", "fit_linear", "fit_temperature", "full_proba",
+__all__ = ["C_GRID", "C_GRID_TRACK", "MIN_CALIBRATION_TRACKS", "T_GRID", "choose_C", "classical_arrays", "fit_linear", "fit_temperature", "full_proba",
            "load_classical", "lr_to_dense", "temper"]
 
 #: Candidate values of ``C`` (inverse L2 strength) when the user gives none.
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 #: ``C`` candidates of the track-level head recipes (thousands of inputs, tens of rows:
 #: the best ``C`` sat on the lower edge of :data:`C_GRID` on the development collection).
-C_GRID_TRACK = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-#: Candidate temperatures of the probability calibration (see :func:`fit_temperature`).
-T_GRID = tuple(float(t) for t in np.round(np.logspace(-1, 1, 41), 4))
+#: Up to 10 since a small, easy set (issue #21: 18 tracks, 3 classes) chose the old top edge 1.0.
+C_GRID_TRACK = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Candidate temperatures of the probability calibration (see :func:`fit_temperature`): 0.1 to 100.
+T_GRID = tuple(float(t) for t in np.round(np.logspace(-1, 2, 61), 4))
+#: Fewer out-of-fold tracks than this: no temperature is fitted (``T = 1``).  With 18 tracks, three
+#: confidently wrong out-of-fold predictions drove ``T`` to the grid's top (10) and every
+#: probability to near uniform although test accuracy was 1.0 (issue #21).
+MIN_CALIBRATION_TRACKS = 30
 
 
 def choose_C(X, y, tracks, groups, n_classes, class_weight, random_state, grid=C_GRID, oof_out=None):
@@ -86,16 +91,20 @@ def choose_C(X, y, tracks, groups, n_classes, class_weight, random_state, grid=C
     return C, hist
 
 
-def fit_temperature(proba, y, tracks, grid=T_GRID):
+def fit_temperature(proba, y, tracks, grid=T_GRID, min_tracks=MIN_CALIBRATION_TRACKS):
     """Temperature ``T`` that minimises the track-level log loss of out-of-fold probabilities.
 
     Each row's probabilities ``p`` become ``softmax(log p / T)`` (``T > 1``
     softens over-confident ones), then rows are averaged per track, as
-    prediction does.  Returns ``(T, loss before, loss after)``; ``T = 1`` when
-    no candidate does better.
+    prediction does (temperature scaling, Guo et al. 2017).  Returns
+    ``(T, loss before, loss after)``; ``T = 1`` when no candidate does better
+    or there are fewer than ``min_tracks`` tracks (a few confident errors
+    among tens of tracks would flatten every probability).
     """
     best = (track_loss_acc(*pool_by_track(proba, y, tracks))[0], 1.0)
     before = best[0]
+    if len(np.unique(tracks)) < min_tracks:
+        return 1.0, float(before), float(before)
     for T in grid:
         loss = track_loss_acc(*pool_by_track(temper(proba, T), y, tracks))[0]
         if loss < best[0] - 1e-9:

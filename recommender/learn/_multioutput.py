@@ -89,7 +89,7 @@ class AffineModel:
 
     def tag_model(self, *, name=None, sha=None, source=None, thresholds=None):
         if self.keras_model is None:
-            raise ModelError(source, trained.CLASSICAL_NO_PATCHES)
+            raise ModelError(source, trained.classical_no_patches(self.task))
         if self._tm is None:
             info = trained.tag_metadata(self.names, self.embedding_dim, self.mode, self.task)
             self._tm = trained.TrainedTagModel(name or f"custom:{self.task}", self.keras_model, info,

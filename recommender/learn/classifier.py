@@ -619,12 +619,17 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         ------
         ModelError
             Missing/corrupt/replaced files (SHA-256 checked), another front end,
-            or a Keras file that safe_mode refuses (``Lambda`` layers).
+            a Keras file that safe_mode refuses (``Lambda`` layers), or a regressor /
+            multi-label model (the message names ``load_regressor`` / ``load_multilabel``).
         """
         d = trained.model_dir(path)
         if d is None:
             raise ModelError(path, "not a model directory (expected a folder with model.json)")
         meta, wpath = trained.read_sidecar(d)
+        task = meta.get("task", "classify")
+        if task != "classify":
+            raise ModelError(d, f"a {task} model, not a classifier: load it with "
+                                f"recommender.learn.{_LOADER_MODULES[task]}.{trained.LOADERS[task]}(path)")
         names = cls._get_param_names()
         params = {k: v for k, v in (meta.get("params") or {}).items() if k in names}
         params["mode"] = meta["mode"]
@@ -636,6 +641,9 @@ class MusicClassifier(ClassifierMixin, BaseEstimator):
         clf._tag_model = None
         return clf
 
+
+#: Module of :mod:`recommender.learn` holding the loader of another task's model.
+_LOADER_MODULES = {"regress": "regression", "multilabel": "multilabel"}
 
 #: ``__init__``'s parameters in signature order (``get_params`` sorts them; model.json keeps this order).
 _PARAM_ORDER = [p for p in inspect.signature(MusicClassifier.__init__).parameters if p != "self"]

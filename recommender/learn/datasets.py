@@ -454,7 +454,12 @@ def split_dataset(df, *, test_size=0.2, validation_size=0.1, random_state=0, by_
 
 
 def _split_groups(df, test_size, val_size, random_state):
-    """Artist-grouped, label-stratified split via StratifiedGroupKFold."""
+    """Artist-grouped, label-stratified split via StratifiedGroupKFold.
+
+    When every label has fewer tracks than the folds needed for a fraction
+    (e.g. 24 tracks in 5 tempo bins for a 1/8 validation share), falls back
+    to an artist-grouped split that is not stratified (GroupShuffleSplit).
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     y = df["label"].to_numpy()
@@ -469,12 +474,21 @@ def _split_groups(df, test_size, val_size, random_state):
         k = max(2, min(k, n_groups))
         if n_groups < 2:
             return
-        skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        import warnings
+        if np.unique(y[idx], return_counts=True)[1].max() < k:
+            # StratifiedGroupKFold refuses when every label has fewer than k tracks:
+            # hold out the same fraction of artists, without stratifying.
+            from sklearn.model_selection import GroupShuffleSplit
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
-            _, hold = next(skf.split(np.zeros(len(idx)), y[idx], g[idx]))
+            logger.info("%s split: too few tracks per stratum for %d folds; plain artist-grouped split", name, k)
+            gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
+            _, hold = next(gss.split(np.zeros(len(idx)), groups=g[idx]))
+        else:
+            skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
+                _, hold = next(skf.split(np.zeros(len(idx)), y[idx], g[idx]))
         split[idx[hold]] = name
 
     seed = None if random_state is None else int(random_state)

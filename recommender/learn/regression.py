@@ -1,7 +1,7 @@
 """Regression on numeric labels (tempo, energy, a mood scale...), evaluated honestly.
 
 :class:`MusicRegressor` learns one or several numeric targets per track (a
-joint ridge head: one model, one output per target) in two modes:
+joint ridge head: one model, one output per target) in three modes:
 
 ``"head"`` (default)
     The pretrained network stays frozen; each track becomes the mean of its
@@ -24,6 +24,13 @@ joint ridge head: one model, one output per target) in two modes:
     rate, the best epoch on the validation tracks kept
     (:mod:`recommender.learn._finetune_regress`).  Saved like ``head``: one
     ``.keras`` file that ``classify``/``index --model`` run.
+
+Predictions are clipped to the range of the training + validation targets
+widened by half its span on each side (tempo trained on 70-170 BPM: 20-220
+BPM), so a track unlike any training track cannot get an absurd value (a
+negative BPM); models saved before this (no ``target_range`` in
+``model.json``) are not clipped.  ``index --model`` stores values clipped the
+same way (:meth:`recommender.models.trained.TrainedTagModel.named_values`).
 
 :func:`evaluate_regression` scores the test split with MAE, RMSE and R², next
 to a predict-the-training-mean baseline, and, for a tempo target (a column
@@ -181,6 +188,8 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         self.targets_ = targets
         is_tr = (rows["split"] == "train").to_numpy()
         self.target_means_ = Y[is_tr].mean(0) if is_tr.any() else Y.mean(0)
+        lo, hi = Y.min(0), Y.max(0)
+        self.target_range_ = np.stack([lo - (hi - lo) / 2, hi + (hi - lo) / 2], axis=1)  # (n_targets, 2)
         self.n_train_, self.n_validation_ = int(is_tr.sum()), int((~is_tr).sum())
         self.training_paths_ = [os.path.abspath(p) for p in rows.loc[is_tr, "path"]]
         self.validation_paths_ = [os.path.abspath(p) for p in rows.loc[~is_tr, "path"]]
@@ -232,6 +241,9 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         tm = self.tag_model() if self.mode != "classical" else None
         out, fails = self.model_.predict_files(paths, tag_model=tm, verbose=self.verbose)
+        rng = getattr(self, "target_range_", None)
+        if rng is not None:  # the training range widened by half its span each side (module docstring)
+            out = {p: np.clip(v, rng[:, 0], rng[:, 1]) for p, v in out.items()}
         if fails and on_error == "raise":
             from ..errors import AudioError
 
@@ -251,7 +263,9 @@ class MusicRegressor(RegressorMixin, BaseEstimator):
         d = os.path.abspath(os.fspath(path))
         if os.path.exists(d) and not os.path.isdir(d):
             raise ParameterError(f"path={d!r}: exists and is not a directory")
+        rng = getattr(self, "target_range_", None)
         extra = {"targets": self.targets_, "target_means": [float(v) for v in self.target_means_],
+                 "target_range": None if rng is None else rng.tolist(),
                  "alpha": self.alpha_, "cv": self.cv_, "n_train": self.n_train_,
                  "n_validation": self.n_validation_, "split_strategy": self.split_strategy_}
         if getattr(self, "history_", None):  # finetune: the epochs, their losses and the one kept
@@ -271,6 +285,8 @@ def load_regressor(path) -> MusicRegressor:
     reg.model_, reg.targets_ = model, list(meta["classes"])
     reg.alpha_, reg.cv_ = meta.get("alpha"), meta.get("cv")
     reg.target_means_ = np.asarray(meta.get("target_means") or [np.nan] * len(reg.targets_), dtype=np.float64)
+    rng = meta.get("target_range")
+    reg.target_range_ = None if rng is None else np.asarray(rng, dtype=np.float64).reshape(-1, 2)
     reg.n_train_, reg.n_validation_ = meta.get("n_train"), meta.get("n_validation")
     reg.split_strategy_ = meta.get("split_strategy")
     try:
@@ -423,6 +439,10 @@ def evaluate_regression(model, dataset, *, split="test", tempo_baseline=True) ->
             row["descriptor_tempo"] = regression_metrics(est, true, tempo=True)
             rep["predictions"]["descriptor_tempo"] = [None if not np.isfinite(v) else float(v) for v in est]
         rep["per_target"][t] = row
+        if paths and row["model"]["mae"] > row["mean_baseline"]["mae"]:
+            notes.append(f"{t}: the model is worse than predicting the training mean on the test tracks "
+                         f"(MAE {row['model']['mae']:.3g} vs {row['mean_baseline']['mae']:.3g}): "
+                         "too few or too unlike training tracks; do not use it")
         rep["predictions"]["true"][t] = [float(v) for v in true]
         rep["predictions"]["predicted"][t] = [float(v) for v in P[:, j]]
     return rep

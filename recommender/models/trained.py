@@ -34,6 +34,8 @@ from .tagmodel import TagModel
 
 __all__ = [
     "CLASSICAL_NO_PATCHES",
+    "LOADERS",
+    "classical_no_patches",
     "CUSTOM_PREFIX",
     "FORMAT",
     "FORMAT_VERSION",
@@ -81,9 +83,16 @@ TASK_MODES = {"classify": MODES, "regress": ("head", "finetune", "classical"), "
 CUSTOM_PREFIX = "custom:"
 
 CLASSICAL_NO_PATCHES = (
-    "a 'classical' model classifies whole files from MIR descriptors: it has no log-mel patches "
+    "a 'classical' model works on whole files from MIR descriptors: it has no log-mel patches "
     "and no embedding, so it cannot back an index or `recommender classify`; use "
     "`recommender predict MODEL FILES` or load_classifier(path).predict(files)")
+#: The Python loader of each task's saved model (all in :mod:`recommender.learn`).
+LOADERS = {"classify": "load_classifier", "regress": "load_regressor", "multilabel": "load_multilabel"}
+
+
+def classical_no_patches(task="classify") -> str:
+    """:data:`CLASSICAL_NO_PATCHES` naming the loader of ``task`` (:data:`LOADERS`)."""
+    return CLASSICAL_NO_PATCHES.replace("load_classifier", LOADERS.get(task, "load_classifier"))
 
 
 def custom_name(directory) -> str:
@@ -378,6 +387,7 @@ class TrainedTagModel(TagModel):
         self.mode = mode
         self.task = task
         self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
+        self.target_range = None  # regress: [[lo, hi]] per output, as MusicRegressor.predict clips
 
     @property
     def value_names(self) -> list:
@@ -398,6 +408,9 @@ class TrainedTagModel(TagModel):
         if self.task != "regress" or len(v) != len(self.tags):
             raise ModelError(self.source, f"named_values: needs a regressor's {len(self.tags)} outputs "
                                           f"(task={self.task!r}, got {len(v)} values)")
+        if self.target_range is not None:  # the clip of MusicRegressor.predict (recommender.learn.regression)
+            rng = np.asarray(self.target_range, dtype=np.float64).reshape(-1, 2)
+            v = np.clip(v, rng[:, 0], rng[:, 1])
         return {str(n): float(x) for n, x in zip(self.tags, v)}
 
     def labels_of(self, probabilities) -> list:
@@ -445,7 +458,7 @@ def load_tag_model(path) -> TrainedTagModel:
         raise ModelError(path, "not a model directory (expected a folder with model.json)")
     meta, wpath = read_sidecar(d)
     if meta["mode"] == "classical":
-        raise ModelError(d, CLASSICAL_NO_PATCHES)
+        raise ModelError(d, classical_no_patches(meta.get("task", "classify")))
     if meta.get("weights_file") == NPZ_FILE:  # a track-level head: every network it reads, on the same patches
         from . import load_model
         from .trackhead import load_track_head
@@ -456,5 +469,6 @@ def load_tag_model(path) -> TrainedTagModel:
     info = tag_metadata(meta["classes"], meta.get("embedding_dim"), meta["mode"], task)
     tm = TrainedTagModel(custom_name(d), model, info, meta["weights_sha256"], source=d, mode=meta["mode"],
                          task=task, thresholds=meta.get("thresholds"))
+    tm.target_range = meta.get("target_range")  # a regressor's clip range (None: saved before, not clipped)
     tm.metadata.update({"trained": {k: meta.get(k) for k in ("mode", "backbone", "n_train", "split_strategy")}})
     return tm

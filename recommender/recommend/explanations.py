@@ -175,9 +175,17 @@ class Explanation:
 def _tag_names(rec) -> list[str]:
     if rec.exists():
         tags = rec.catalog.get_meta("tags")
-        if tags:
+        if tags is not None:
             return list(tags)
     return list(rec.model.tags)
+
+
+def _tag_series(values, tags: list) -> pd.Series:
+    """Tag probabilities as a Series; empty for an index without tags (built with a regressor,
+    whose outputs are descriptors, not tags)."""
+    if not tags:
+        return pd.Series(dtype="float64")
+    return pd.Series(values, index=tags, dtype="float64")
 
 
 def _display_name(row: dict | None, path: str | None, fallback: str) -> str:
@@ -197,7 +205,7 @@ def _resolve(rec, x, label: str) -> _Track:
     if isinstance(x, TrackAnalysis):
         tags = _tag_names(rec)
         return _Track(label, _display_name(None, x.path, label), None, x.path,
-                      pd.Series(x.probs, index=tags, dtype="float64"),
+                      _tag_series(x.probs, tags),
                       np.asarray(x.embedding, dtype=np.float32), dict(x.descriptors or {}))
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer, str, bytes, os.PathLike)):
         raise ParameterError(f"{label}={x!r}: expected a track id, an indexed path or an audio file")
@@ -213,7 +221,7 @@ def _resolve(rec, x, label: str) -> _Track:
         d = cat.descriptors(ids=[tid])
         desc = {} if len(d) == 0 else {k: _py(v) for k, v in d.iloc[0].items()}
         return _Track(label, _display_name(row, row.get("path"), label), tid, row.get("path"),
-                      pd.Series(T[0], index=tags, dtype="float64"), E[0], desc)
+                      _tag_series(T[0], tags), E[0], desc)
     if isinstance(x, (int, np.integer)):
         raise NotInIndexError(f"track id {x} is not in the index {rec.index_dir}")
     p = os.path.abspath(os.path.expanduser(os.fsdecode(x)))
@@ -222,7 +230,7 @@ def _resolve(rec, x, label: str) -> _Track:
     res = rec.analyse(p, descriptors=True)
     tags = _tag_names(rec)
     return _Track(label, os.path.basename(p), None, p,
-                  pd.Series(res.probs, index=tags, dtype="float64"),
+                  _tag_series(res.probs, tags),
                   np.asarray(res.embedding, dtype=np.float32), dict(res.descriptors or {}))
 
 

@@ -414,7 +414,7 @@ def sort_results(rec, df, order) -> pd.DataFrame:
     name, desc = parse_order(order)
     from .where import Condition
 
-    check_columns([Condition(name, "=", 0.0)], where_columns(rec.catalog))
+    check_columns([Condition(name, "=", 0.0)], where_columns(rec.catalog), what="sort")
     df = df.copy()
     if name not in df.columns:
         d = rec.catalog.descriptors(ids=df["id"].tolist()) if len(df) else pd.DataFrame()
@@ -428,9 +428,11 @@ def sort_results(rec, df, order) -> pd.DataFrame:
     return df
 
 
-def _tag_column(tag, tag_names):
+def _tag_column(tag, tag_names, no_tags=None):
     if tag is None:
         return None
+    if no_tags:
+        raise ParameterError(f"tag={tag!r}: {no_tags}")
     lower = [t.lower() for t in tag_names]
     if tag.lower() not in lower:
         raise ParameterError(f"tag={tag!r}: not a tag of this index's model (e.g. {', '.join(tag_names[:8])}…)")
@@ -456,6 +458,9 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
     from .exclusions import excluded_ids
 
     space, hubness = _check_args(query, k, space, hubness, max_per_artist)
+    no_tags = rec.catalog.no_tags_reason()
+    if no_tags and space in ("tags", "both"):
+        raise ParameterError(f"space={space!r}: {no_tags} (or --space embedding / similarity)")
     conds = _where(where, rec.catalog)
     if sort is not None:
         parse_order(sort)
@@ -467,7 +472,7 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
         raise ParameterError(f"query vector has dim {q.vector.shape[0]}; the {space!r} space has dim {idx.dim}")
     cat = rec.catalog
     tag_names = cat.get_meta("tags") or []
-    col = _tag_column(tag, tag_names)
+    col = _tag_column(tag, tag_names, no_tags)
     thresholds = cat.get_meta("tag_thresholds")
     filters = Filters(exclude_same_artist, exclude_same_album, max_per_artist, col,
                       tempo_range, parse_key(key) if key is not None else None, min_loudness_db, excluded, conds,

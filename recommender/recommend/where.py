@@ -34,6 +34,7 @@ __all__ = ["OPS", "Condition", "check_columns", "mask", "parse_order", "parse_wh
 OPS = (">=", "<=", "!=", "==", ">", "<", "=")
 _COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.:-]*)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
 _AND = re.compile(r"(?:^|\s+)and(?:\s+|$)", re.IGNORECASE)
+_OR = re.compile(r"(?:^|\s|\|)(?:or|\|\|?)(?:\s|$)|\|\|", re.IGNORECASE)
 
 
 class Condition(NamedTuple):
@@ -79,6 +80,9 @@ def parse_where(text) -> tuple:
     """
     if not isinstance(text, str) or not text.strip():
         raise ParameterError(f"where={text!r}: expected conditions such as 'energy>0.6 and tempo_bpm<130'")
+    if _OR.search(text):
+        raise ParameterError(f"where={text!r}: only 'and' may join conditions ('or' is not supported); "
+                             "run one query per alternative")
     out = []
     for part in _AND.split(text.strip()):
         m = _COND.match(part)
@@ -91,8 +95,10 @@ def parse_where(text) -> tuple:
     return tuple(out)
 
 
-def check_columns(where, columns) -> None:
+def check_columns(where, columns, what="where") -> None:
     """Every name of ``where`` must be one of ``columns`` (the index's descriptor columns).
+
+    ``what`` names the option in the message (``"where"``, ``"sort"``).
 
     Raises
     ------
@@ -102,7 +108,7 @@ def check_columns(where, columns) -> None:
     cols = [str(c) for c in columns]
     for c in where:
         if c.name not in cols:
-            raise ParameterError(f"where: no descriptor {c.name!r} in this index (known: {', '.join(sorted(cols))}; "
+            raise ParameterError(f"{what}: no descriptor {c.name!r} in this index (known: {', '.join(sorted(cols))}; "
                                  "a trained regressor's values appear after `recommender index --model MODEL`)")
 
 

@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CatalogError, NotInIndexError, ParameterError
+from ._meta import IndexMeta
 from ._rows import (
     _ALL_TRACK_COLUMNS,
     _V2_TRACK_COLUMNS,
@@ -298,7 +299,7 @@ def _check_dims_value(dims):
         raise ParameterError(f"dims={dims!r}: must map space names to positive integers")
 
 
-class Catalog(_TrackRows, SQLiteDatabase):
+class Catalog(_TrackRows, IndexMeta, SQLiteDatabase):
     """SQLite catalog of an index directory.
 
     Parameters
