@@ -558,7 +558,7 @@ class Recommender(BanList):
             "total_duration_h": round(float(tr["duration_s"].fillna(0).sum()) / 3600.0, 3),
             "model": cat.get_meta("model_name"),
             "weights_sha256": cat.get_meta("weights_sha256"),
-            "dims": cat.get_meta("dims"),
+            "dims": cat.get_meta("dims"), **cat.model_outputs(),
             "schema_version": cat.get_meta("schema_version"),
             "generation": cat.generation,
             "spaces": spaces,

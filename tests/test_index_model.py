@@ -217,6 +217,7 @@ def test_multilabel_model_tags_are_thresholded(tmp_path, capsys):
     cat = rec.catalog
     th = cat.get_meta("tag_thresholds")
     assert th == [float(t) for t in clf.thresholds_] and cat.get_meta("tags") == list(INSTRUMENTS)
+    assert rec.info()["tag_thresholds"] == dict(zip(INSTRUMENTS, th))
     ids, P = cat.vectors("tags")
     q = int(ids[0])
     for j, label in enumerate(INSTRUMENTS):
@@ -270,3 +271,10 @@ def test_explain_on_a_regressor_index_claims_no_tags(energy_index):
     ids = list(rec.catalog.tracks().index[:2])
     e = explain(rec, int(ids[0]), int(ids[1]))
     assert e.shared_tags == [] and e.different_tags == [] and "tagged" not in e.sentence
+
+
+def test_info_names_the_model_values(energy_index):
+    from recommender import Recommender
+
+    info = Recommender(energy_index[0]).info()
+    assert info["model_values"] == ["energy"] and "tag_thresholds" not in info

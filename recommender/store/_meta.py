@@ -40,3 +40,16 @@ class IndexMeta:
         if not vals:
             return None
         return f"this index was built with a regressor (values: {', '.join(vals)}): it has no tags; use --where"
+
+    def model_outputs(self) -> dict:
+        """What :meth:`recommender.Recommender.info` reports of the model's outputs: a regressor's
+        value names (``{"model_values": [...]}``) or a multi-label model's per-label thresholds
+        (``{"tag_thresholds": {label: p}}``); ``{}`` for the pretrained and classifier models."""
+        out = {}
+        if self.regressor_values():
+            out["model_values"] = self.regressor_values()
+        th = super().get_meta("tag_thresholds")
+        if th:
+            tags = self.output_names()
+            out["tag_thresholds"] = dict(zip(tags, th)) if isinstance(th, list) and len(th) == len(tags) else th
+        return out
