@@ -166,18 +166,10 @@ class TrackHead:
 
     def predict_proba(self, X):
         """Calibrated class probabilities of track rows ``X`` (n, d): (n, n_classes)."""
-        from ._linear import temper
+        from ..models.trackhead import head_proba
 
-        X = np.asarray(X, dtype=np.float64)
-        z = ((X - self.mean) / self.scale) @ self.coef.T + self.intercept
-        if z.shape[1] == 1:  # binary: sigmoid(z) = softmax([0, z])
-            z = np.hstack([np.zeros_like(z), z])
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        out = np.zeros((len(X), self.n_classes))
-        out[:, self.classes] = temper(p, self.temperature)
-        return out
+        return head_proba(X, self.mean, self.scale, self.coef, self.intercept, self.classes, self.n_classes,
+                          self.temperature)
 
     def arrays(self) -> dict:
         """The arrays of ``model.npz``."""

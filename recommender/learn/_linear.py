@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
+from ..models.trackhead import temper  # noqa: F401 - re-exported: the one temperature scaling
 from ._inputs import descriptor_names
 from .evaluate import pool_by_track, track_loss_acc
 
@@ -110,14 +111,6 @@ def fit_temperature(proba, y, tracks, grid=T_GRID, min_tracks=MIN_CALIBRATION_TR
         if loss < best[0] - 1e-9:
             best = (loss, float(T))
     return best[1], float(before), float(best[0])
-
-
-def temper(proba, T):
-    """``softmax(log(proba) / T)`` row by row (``proba`` clipped at 1e-12)."""
-    z = np.log(np.clip(proba, 1e-12, 1.0)) / float(T)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def full_proba(lr, X, n_classes):

@@ -22,9 +22,9 @@ the head's calibrated class probabilities on every patch row (so
 The indexer and ``recommender classify`` call it; it does nothing to an
 analysis already finished or made by another model.
 
-The arithmetic of :meth:`TrackHeadModel.predict_rows` (standardise, linear,
-softmax, temperature) is :meth:`recommender.learn._head.TrackHead.predict_proba`;
-tests check both give the same probabilities.
+The arithmetic of a track-level head (standardise, linear, softmax,
+temperature) is :func:`head_proba`, used by :meth:`TrackHeadModel.predict_rows`
+and by the training side (:meth:`recommender.learn._head.TrackHead.predict_proba`).
 """
 
 from __future__ import annotations
@@ -35,15 +35,35 @@ import numpy as np
 
 from ..errors import ModelError
 
-__all__ = ["TrackHeadModel", "load_track_head"]
+__all__ = ["TrackHeadModel", "head_proba", "load_track_head", "temper"]
 
 
-def _temper(p, T):
-    """``softmax(log(p) / T)`` row by row (as :func:`recommender.learn._linear.temper`)."""
+def temper(p, T):
+    """``softmax(log(p) / T)`` row by row (``p`` clipped at 1e-12): temperature scaling
+    (Guo et al. 2017, "On calibration of modern neural networks")."""
     z = np.log(np.clip(p, 1e-12, 1.0)) / float(T)
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def head_proba(X, mean, scale, coef, intercept, classes, n_out, temperature) -> np.ndarray:
+    """Class probabilities ``(n, n_out)`` of a track-level head on rows ``X`` ``(n, d)``.
+
+    ``softmax(((X - mean) / scale) @ coef.T + intercept)`` (a binary head's one logit ``z``
+    as ``softmax([0, z])``), tempered by ``temperature`` (:func:`temper`), in the columns
+    ``classes`` (the others 0).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    z = ((X - mean) / scale) @ np.asarray(coef).T + intercept
+    if z.shape[1] == 1:  # binary: sigmoid(z) = softmax([0, z])
+        z = np.hstack([np.zeros_like(z), z])
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    out = np.zeros((len(X), n_out))
+    out[:, classes] = temper(p, temperature)
+    return out
 
 
 class TrackHeadModel:
@@ -180,16 +200,8 @@ class TrackHeadModel:
 
     def predict_rows(self, X) -> np.ndarray:
         """Calibrated class probabilities (n, n_tags) of head rows ``X`` (n, D)."""
-        X = np.asarray(X, dtype=np.float64)
-        z = ((X - self.mean) / self.scale) @ self.coef.T + self.intercept
-        if z.shape[1] == 1:
-            z = np.hstack([np.zeros_like(z), z])
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        out = np.zeros((len(X), self.n_tags))
-        out[:, self.classes] = _temper(p, self.temperature)
-        return out
+        return head_proba(X, self.mean, self.scale, self.coef, self.intercept, self.classes, self.n_tags,
+                          self.temperature)
 
     def finish(self, res):
         """``res`` (a :class:`TrackAnalysis` of this model) with the head's class probabilities
