@@ -278,3 +278,15 @@ def test_info_names_the_model_values(energy_index):
 
     info = Recommender(energy_index[0]).info()
     assert info["model_values"] == ["energy"] and "tag_thresholds" not in info
+
+
+def test_describe_prints_a_regressors_values(energy_index, capsys):
+    from recommender.cli.main import main
+
+    _, model, truth = energy_index
+    path = sorted(truth)[0]
+    assert main(["describe", path, "--model", model, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)[0]
+    assert set(got["values"]) == {"energy"} and np.isfinite(got["values"]["energy"])
+    assert main(["describe", path, "--model", model, "--tags"]) == 2  # a regressor has no tags
+    assert "regressor" in capsys.readouterr().err

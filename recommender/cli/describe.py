@@ -76,6 +76,8 @@ def _describe_text(d: dict) -> str:
     c = d.get("spectral_centroid_mean")
     if c is not None and math.isfinite(c):
         lines.append(f"  brightness  {c / 1000:.2f} kHz spectral centroid")
+    if d.get("values"):
+        lines.append("  model       " + ", ".join(f"{k} {v:.4g}" for k, v in d["values"].items()))
     if "profile_text" in d:
         lines.append(f"  profile     {d['profile_text']}")
         for g, items in d["profile"].items():
@@ -94,15 +96,17 @@ def cmd_describe(args) -> int:
         print(f"error: --top {args.top}: must be >= 1", file=sys.stderr)
         return 2
     model = None
-    if args.tags:
+    if args.tags or args.model:
         from ..analysis.tagging import classify
         from ..analysis.profiles import profile, profile_text
+        from .index import trained_outputs
 
         model = _load_model(args.model)
-        if getattr(model, "task", "classify") == "regress":
-            print(f"error: --tags: {args.model} is a regressor (values: {', '.join(model.tags)}): it has no "
-                  "tags; use `recommender classify FILE --model MODEL` for its values", file=sys.stderr)
-            return 2
+    regressor = getattr(model, "task", "classify") == "regress"  # its values are printed, not tags
+    if regressor and args.tags:
+        print(f"error: --tags: {args.model} is a regressor (values: {', '.join(model.tags)}): it has no "
+              "tags; without --tags, describe prints its values", file=sys.stderr)
+        return 2
     failed = 0
     results = []
     for path in args.files:
@@ -111,6 +115,10 @@ def cmd_describe(args) -> int:
             d["audio_flag"] = flag_of_descriptors(d, path)  # of the whole file, even with --clip
             if d["audio_flag"] is not None:  # nothing to hear: no tempo or key, not even "confidence 0"
                 d["tempo_confidence"] = d["key_confidence"] = None
+            if regressor:
+                c = classify(path, model=model, sampling=args.sampling)
+                if d.get("audio_flag") is None and c.audio_flag is None:
+                    d.update(trained_outputs(model, c))
             if args.tags:
                 c = classify(path, model=model, sampling=args.sampling)
                 if d.get("audio_flag") is None and c.audio_flag is None:
@@ -265,7 +273,8 @@ def add_commands(sub) -> None:
     s.add_argument("--tags", action="store_true",
                    help="also run the tagging network: grouped genre/mood/instrument/era profile (slower)")
     s.add_argument("--top", type=int, default=3, help="tags per profile group with --tags (default 3)")
-    s.add_argument("--model", default=None, help="tagging model for --tags")
+    s.add_argument("--model", default=None,
+                   help="tagging model for --tags, or a trained regressor whose values are printed")
     s.add_argument("--sampling", default=None, help="patches tagged with --tags: 'full' (default) or 'spread:N'")
     s.set_defaults(func=cmd_describe)
 

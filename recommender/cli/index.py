@@ -36,7 +36,7 @@ def cmd_classify(args) -> int:
         task = getattr(model, "task", "classify")
         if args.json:
             d = c.to_json(top=args.top)
-            d.update(_trained_outputs(model, c))
+            d.update(trained_outputs(model, c))
             if args.timeline:
                 d["timeline"] = {
                     "start_s": c.timeline.index.tolist(),
@@ -49,11 +49,11 @@ def cmd_classify(args) -> int:
             if c.audio_flag:
                 print(f"  {c.audio_flag}: nothing to hear, no tags")
             if task == "regress":  # the outputs are values (a regressor), not probabilities
-                for name, v in _trained_outputs(model, c)["values"].items():
+                for name, v in trained_outputs(model, c)["values"].items():
                     print(f"  {name:<20s} {v:10.4f}")
             else:
                 if task == "multilabel":
-                    print(f"  labels: {', '.join(_trained_outputs(model, c)['labels']) or '(none)'}")
+                    print(f"  labels: {', '.join(trained_outputs(model, c)['labels']) or '(none)'}")
                 for tag, p in c.top(args.top):
                     print(f"  {tag:<20s} {p:6.3f}  {'#' * int(round(p * 40))}")
             if args.timeline:
@@ -64,7 +64,7 @@ def cmd_classify(args) -> int:
     return 1 if failed else 0
 
 
-def _trained_outputs(model, c) -> dict:
+def trained_outputs(model, c) -> dict:
     """What a trained regressor or multi-label model says of one track (``{}`` for other models):
     ``{"values": {target: value}}`` or ``{"labels": [labels whose probability >= threshold]}``."""
     task = getattr(model, "task", "classify")
