@@ -66,6 +66,7 @@ from ..errors import AudioError, ParameterError
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioInfo",
+    "check_file",
     "is_audio_path",
     "info",
     "load",
@@ -272,8 +273,17 @@ def _which(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _check_path(path) -> str:
-    """Return ``path`` as ``str`` if it is a readable, non-empty regular file."""
+def check_file(path) -> str:
+    """Return ``path`` as ``str`` if it is a readable, non-empty regular file.
+
+    Raises
+    ------
+    ParameterError
+        ``path`` is not a str, bytes or path-like.
+    AudioError
+        Missing file, broken link or link loop, a directory or other non-regular
+        file, an empty file, or one this process may not read (the reason in plain words).
+    """
     try:
         p = os.fspath(path)
     except TypeError:
@@ -414,7 +424,7 @@ def _probe(path) -> AudioInfo:
     whether ffmpeg is on ``PATH``), so the measuring done by
     :func:`_settle_length` is paid once per file and process.
     """
-    p = _check_path(path)
+    p = check_file(path)
     try:
         st = os.stat(p)
         key = (os.path.abspath(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
@@ -435,7 +445,7 @@ def _probe(path) -> AudioInfo:
 
 
 def _probe_header(p: str) -> AudioInfo:
-    """What the header says (``p`` already checked by :func:`_check_path`)."""
+    """What the header says (``p`` already checked by :func:`check_file`)."""
     ext = os.path.splitext(p)[1].lower()
     ffmpeg, ffprobe = _which("ffmpeg"), _which("ffprobe")
     have_ffmpeg = ffmpeg is not None and ffprobe is not None

@@ -62,6 +62,7 @@ import numpy as np
 
 from .._utils import check_int, check_number
 from ..errors import AudioError, ParameterError
+from .audio import check_file
 
 __all__ = [
     "ITEM_S",
@@ -278,24 +279,6 @@ def fingerprint_available() -> bool:
     return _which(_fpcalc_command()) is not None
 
 
-def _check_file(path) -> str:
-    try:
-        p = os.fspath(path)
-    except TypeError:
-        raise ParameterError(f"path={path!r}: expected str or os.PathLike") from None
-    if isinstance(p, bytes):
-        p = os.fsdecode(p)
-    if not os.path.exists(p):
-        raise AudioError(p, "broken symbolic link" if os.path.islink(p) else "no such file")
-    if os.path.isdir(p):
-        raise AudioError(p, "is a directory, not an audio file")
-    if not os.access(p, os.R_OK):
-        raise AudioError(p, "permission denied (cannot read file)")
-    if os.path.getsize(p) == 0:
-        raise AudioError(p, "empty file (0 bytes)")
-    return p
-
-
 def _fpcalc_reason(returncode: int, stderr: str) -> str:
     """A plain reason for an fpcalc failure, from its exit status and messages."""
     if "Empty fingerprint" in stderr:
@@ -383,7 +366,7 @@ def fingerprint_file(path, *, max_length_s: float = 120, timeout_s: float = 600)
     check_number("max_length_s", max_length_s, min=0, min_inclusive=False)
     check_number("timeout_s", timeout_s, min=0, min_inclusive=False)
     segment = path if hasattr(path, "source") and hasattr(path, "start_s") else None
-    p = _check_file(segment.source if segment is not None else path)
+    p = check_file(segment.source if segment is not None else path)
     exe = _fpcalc_command()
     if _which(exe) is None:
         raise AudioError(
