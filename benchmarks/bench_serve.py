@@ -190,6 +190,8 @@ def main():
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load in all (a third per level)")
     ap.add_argument("--direct-seconds", type=float, default=10.0)
     ap.add_argument("--levels", default="1,10,100")
+    ap.add_argument("--workers", default="1",
+                    help="server processes (`recommender serve --workers N`); a comma list runs each in turn")
     ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                     help="load generator (auto: wrk when installed)")
     args = ap.parse_args()
@@ -216,10 +218,33 @@ def main():
         print(f"library, in process, 1 thread, {'track table' if table else 'SQLite reads'}: p50 {_pct(lat, 50):.2f} ms"
               f"  p99 {_pct(lat, 99):.2f} ms  {len(lat) / (args.direct_seconds / 2):.0f} queries/s ({len(lat)} queries)")
 
+    for workers in [int(x) for x in args.workers.split(",")]:
+        serve(index_dir, sample, levels, load, args.duration, workers)
+
+
+def _rss_tree_mb(pid):
+    """Resident memory of ``pid`` and its children (uvicorn's worker processes), MB."""
+    total = _rss_mb(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            kids = [int(x) for x in fh.read().split()]
+    except OSError:
+        kids = []
+    for k in kids:
+        try:
+            total += _rss_tree_mb(k)
+        except OSError:
+            pass
+    return total
+
+
+def serve(index_dir, sample, levels, load, duration, workers):
+    """Start ``recommender serve --workers N``, run each load level, print latencies and memory."""
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", index_dir,
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port", str(port), "--workers", str(workers)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workdir = tempfile.mkdtemp(prefix="bench-serve-")
     try:
         t0 = time.perf_counter()
@@ -231,15 +256,16 @@ def main():
                 if proc.poll() is not None:
                     raise SystemExit(f"recommender serve failed: {proc.stderr.read().decode()[-2000:]}")
                 time.sleep(0.1)
-        print(f"server up in {time.perf_counter() - t0:.1f} s (uvicorn, 1 process), RSS {_rss_mb(proc.pid):.0f} MB")
-        load(port, sample, 4, 3.0, 999, workdir)  # warm-up: caches, thread pool
+        load(port, sample, 4, 3.0 * workers, 999, workdir)  # warm-up: caches, thread pool, every worker up
+        print(f"server up in {time.perf_counter() - t0:.1f} s (uvicorn, {workers} process"
+              f"{'es' if workers > 1 else ''}), RSS {_rss_tree_mb(proc.pid):.0f} MB")
         rss = []
         stop = threading.Event()
 
         def sample_rss():
             t0 = time.perf_counter()
             while not stop.is_set():
-                rss.append((time.perf_counter() - t0, _rss_mb(proc.pid)))
+                rss.append((time.perf_counter() - t0, _rss_tree_mb(proc.pid)))
                 stop.wait(1.0)
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
@@ -247,7 +273,7 @@ def main():
         print(f"{'clients':>8s} {'requests':>9s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} "
               f"{'max ms':>8s} {'errors':>7s}")
         for c in levels:
-            r = load(port, sample, c, args.duration / len(levels), 17 * c, workdir)
+            r = load(port, sample, c, duration / len(levels), 17 * c, workdir)
             print(f"{c:8d} {r['requests']:9d} {r['req_s']:8.0f} {r['p50']:8.2f} {r['p90']:8.2f} "
                   f"{r['p99']:8.2f} {r['max']:8.2f} {r['errors']:7d}", flush=True)
         stop.set()

@@ -26,6 +26,7 @@ from .recommend.indexer import UpdateReport  # noqa: F401  (re-exported)
 from .recommend import writeback as _writeback
 from .recommend.exclusions import BanList
 from ._utils import unit_rows
+from .store import neighbours as _neighbours
 from .store import spaces as _spaces
 from .store.spaces import (  # noqa: F401  (re-exported: recommender.recommender.SPACES etc.)
     LAYER_PCA_ABOVE,
@@ -324,13 +325,13 @@ class Recommender(BanList):
         cat = self.catalog if catalog is None else catalog
         for space in (SPACES if spaces is None else [_spaces.check_space(s) for s in spaces]):
             path = self._space_path(space)
-            if only_stale and _spaces.index_is_current(path, cat.vectors_generation):
+            if only_stale and _spaces.index_is_current(path, cat.vectors_generation, space=space):
                 continue
             built = self._build(cat, space)
             if built is None:
                 _spaces.remove_index(path)
                 continue
-            built[1].save(path, meta={"space": space, "generation": built[0]})
+            _neighbours.save_index(built[1], path, space=space, generation=built[0])  # + its neighbour lists
             self._indexes[space] = built
 
     def faiss_index(self, space: str):

@@ -8,12 +8,17 @@ on every request.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import sys
 
 __all__ = ["add_commands", "TOKEN_ENV"]
 
 TOKEN_ENV = "RECOMMENDER_TOKEN"
+#: uvicorn's event loop.  Python's own, not uvloop: with /similar answered on the loop and
+#: 100 clients, uvloop served some connections far less often than others (a 2-ms handler:
+#: p99 919 ms with uvloop vs 225 ms with asyncio at the same 470 req/s; `benchmarks/bench_serve.py`).
+EVENT_LOOP = "asyncio"
 
 
 def is_loopback(host: str) -> bool:
@@ -30,7 +35,7 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from ..serve import create_app
-    from ..serve.app import LOOPBACK_HOSTS
+    from ..serve.app import CONFIG_ENV, LOOPBACK_HOSTS
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     loopback = is_loopback(args.host)
@@ -39,20 +44,60 @@ def cmd_serve(args) -> int:
               f"(--token TOKEN or the {TOKEN_ENV} environment variable), e.g. "
               f"{TOKEN_ENV}=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')", file=sys.stderr)
         return 2
-    app = create_app(args.index, token=token, cors_origins=args.cors_origin or (),
-                     allowed_hosts=LOOPBACK_HOSTS if loopback and not token else None,
-                     max_upload_mb=args.max_upload_mb)
+    options = dict(token=token, cors_origins=list(args.cors_origin or ()),
+                   allowed_hosts=list(LOOPBACK_HOSTS) if loopback and not token else None,
+                   max_upload_mb=args.max_upload_mb)
+    if args.workers < 1:
+        print(f"error: --workers {args.workers}: must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        app = create_app(args.index, **options)
+        n = len(app.state.index.rec)
+    else:  # each worker process opens the index itself (uvicorn calls app_from_env there)
+        from ..recommender import Recommender
+
+        with Recommender(args.index) as rec:
+            n = len(rec)  # CatalogError here when there is no index
+        app = "recommender.serve.app:app_from_env"
+        os.environ[CONFIG_ENV] = json.dumps(dict(options, index_dir=os.path.abspath(os.path.expanduser(args.index))))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/" + ("?token=" + token if token and args.show_token else "")
-    n = len(app.state.index.rec)
-    print(f"serving {app.state.index.index_dir} ({n} tracks) on {url}  (API: /docs; Ctrl-C to stop)",
-          file=sys.stderr, flush=True)
+    print(f"serving {os.path.abspath(os.path.expanduser(args.index))} ({n} tracks) on {url}  (API: /docs; Ctrl-C to stop)"
+          + (f"; {args.workers} worker processes" if args.workers > 1 else ""), file=sys.stderr, flush=True)
     if token and not args.show_token:
         print("open the page with ?token=TOKEN once (it sets a cookie); API clients send "
               "'Authorization: Bearer TOKEN'", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                server_header=False)
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                    server_header=False, loop=EVENT_LOOP)
+    else:
+        _run_workers(app, args)
     return 0
+
+
+def _run_workers(app: str, args) -> None:
+    """``uvicorn.run(app, workers=N)`` with Nagle's algorithm off on the shared socket.
+
+    uvicorn binds a worker pool's socket itself, created without a protocol number, so
+    asyncio does not set ``TCP_NODELAY`` on the connections it accepts (it does for the
+    sockets it creates); a response written as head + body then waits for the client's
+    delayed ACK: 44 ms a request at 1 client (``benchmarks/bench_serve.py --workers 2``).
+    Accepted connections inherit the option from the listening socket (Linux).
+    """
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            access_log=args.access_log, server_header=False, loop=EVENT_LOOP, factory=True,
+                            workers=args.workers)
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
 
 
 def add_commands(sub) -> None:
@@ -69,6 +114,9 @@ def add_commands(sub) -> None:
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow this origin's pages to call the API (repeatable; default: no CORS)")
     s.add_argument("--max-upload-mb", type=float, default=100.0, help="largest file /api/classify accepts (MB)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1). Each holds its own copy of the index in memory "
+                        "(~0.4 GB per 100k tracks); on N cores up to N answer /similar side by side")
     s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--access-log", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)

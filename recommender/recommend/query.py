@@ -41,6 +41,8 @@ __all__ = [
     "apply_filters",
     "to_frame",
     "similar",
+    "similar_columns",
+    "to_columns",
     "sort_results",
     "where_columns",
     "RESULT_COLUMNS",
@@ -67,7 +69,8 @@ class Query(NamedTuple):
     content_hash : str or None
         Its content hash: results with the same hash (duplicates) are dropped.
     meta : dict
-        Its catalog row or the tags read from the file (``artist``, ``album`` ...).
+        Its catalog row (from a track table: its :attr:`~recommender.recommend.view.TrackTable.COLUMNS`)
+        or the tags read from the file (``artist``, ``album`` ...).
     recording : SameRecording or None
         Tells which candidates are the query's own recording (another copy,
         encoding or trim: :mod:`recommender.recommend.recordings`); they are
@@ -194,10 +197,11 @@ def resolve_query(rec, query, space, *, table=None) -> Query:
     """
     if _is_vector(query):
         return Query(np.asarray(query, dtype=np.float32).ravel(), None, None, None, {})
-    tid = rec.resolve(query)
+    held = table is not None and isinstance(query, (int, np.integer)) and int(query) in table.row_of
+    tid = int(query) if held else rec.resolve(query)
     cat = rec.catalog
     if tid is not None:
-        row = cat.track(tid)
+        row = table.row(tid) if held else cat.track(tid)  # the table's columns are what filters read
         tv = table.tag_vectors([tid]).get(tid) if table is not None and tid in table.row_of else None
         T = [tv] if tv is not None else cat.vectors("tags", ids=[tid])[1]
         return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row,
@@ -228,13 +232,18 @@ def resolve_query(rec, query, space, *, table=None) -> Query:
     return Query(v, None, res.probs, chash, collection.read_tags(p), same)
 
 
-def candidates(rec, index, q: Query, fetch: int, *, space: str, hubness=None):
+def candidates(rec, index, q: Query, fetch: int, *, space: str, hubness=None, lists=None):
     """The ``fetch`` nearest tracks of ``q`` in ``index``: ``(scores, ids)``, each (1, fetch).
 
     With ``hubness`` (``'mp'``/``'csls'``) the hits are re-ranked
-    (:func:`recommender.recommend.hubness.rerank`); scores stay cosines.
+    (:func:`recommender.recommend.hubness.rerank`); scores stay cosines.  ``lists``
+    (:class:`~recommender.store.neighbours.NeighbourLists` of ``index``): an indexed
+    query's hits are read there when it holds ``fetch`` of them (the same hits).
     """
-    scores, ids = index.search(unit_rows(q.vector[None]), fetch)
+    got = None
+    if lists is not None and q.track_id is not None:
+        got = lists.lookup(q.track_id, fetch)
+    scores, ids = got if got is not None else index.search(unit_rows(q.vector[None]), fetch)
     if hubness is not None:
         from .hubness import rerank
 
@@ -279,10 +288,12 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     q_album = (q.meta.get("album") or "").casefold() if q.meta else ""
     rows: list = []
     per_artist: dict = {}
-    own = set()
-    if q.recording is not None:
-        own = q.recording.matches(cands.ids, hashes={i: cands.rows[i].get("content_hash") for i in cands.ids})
-    for i in cands.ids:
+    own, judged = set(), 0
+    for n, i in enumerate(cands.ids):
+        if q.recording is not None and n >= judged:  # same recording? judged k + 8 candidates at a time
+            chunk = cands.ids[n:n + k + 8]
+            own |= q.recording.matches(chunk, hashes={c: cands.rows[c].get("content_hash") for c in chunk})
+            judged = n + len(chunk)
         if i == q.track_id or i in own or i in f.excluded:
             continue
         r = cands.rows[i]
@@ -304,14 +315,15 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
             continue
         if artist:
             per_artist[artist] = per_artist.get(artist, 0) + 1
-        shared = ""
-        if q.tags is not None and i in cands.tags and tag_names:
-            common = np.minimum(q.tags, cands.tags[i])
-            shared = ", ".join(tag_names[j] for j in np.argsort(common)[::-1][:3])
         rows.append({"id": i, "path": r.get("path"), "artist": r.get("artist"), "title": r.get("title"),
-                     "album": r.get("album"), "score": cands.scores[i], "shared_tags": shared})
+                     "album": r.get("album"), "score": cands.scores[i], "shared_tags": ""})
         if len(rows) == k:
             break
+    tagged = [r for r in rows if r["id"] in cands.tags] if q.tags is not None and tag_names else []
+    if tagged:  # one sort for all rows (row by row, as argsort of each row alone orders it)
+        common = np.minimum(q.tags[None], np.stack([cands.tags[r["id"]] for r in tagged]))
+        for r, top in zip(tagged, np.argsort(common, axis=1)[:, ::-1][:, :3].tolist()):
+            r["shared_tags"] = ", ".join(tag_names[j] for j in top)
     return rows
 
 
@@ -340,25 +352,51 @@ def _score(row, i):
     return _field(row, i, "score")
 
 
-def to_frame(rows, descriptors=None, *, extra=()) -> pd.DataFrame:
-    """Result rows as the frame ``similar`` returns: ``rank`` + :data:`RESULT_COLUMNS`,
-    plus ``tempo_bpm, key, mode`` (and the descriptor names in ``extra``: those a
-    ``where`` tested) when any result has stored descriptors."""
+def to_columns(rows, descriptors=None, *, extra=(), table=None) -> dict:
+    """Result rows as the columns of the frame ``similar`` returns (no pandas frame built).
+
+    Returns
+    -------
+    dict of str to sequence
+        ``rank`` (int64 array) + :data:`RESULT_COLUMNS` (lists of Python values), plus
+        ``tempo_bpm, key, mode`` (and the descriptor names in ``extra``: those a ``where``
+        tested; arrays, NaN/NA where a result has no value) when any result has stored
+        descriptors.  Runs of equal scores are ordered by path (``_ties_by_path``).
+        ``pd.DataFrame(columns)`` is :func:`to_frame`; a server serialises the lists as they are.
+        With ``table`` (:class:`~recommender.recommend.view.TrackTable`) whose ``descriptors``
+        these are, values are looked up by dict (the same arrays).
+    """
     rows = _ties_by_path(rows)
-    if not rows:
-        df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-        df.insert(0, "rank", np.arange(1, 1))
-        return df
-    # one constructor call (column by column: the dtypes of a frame built from the row dicts)
     data = {"rank": np.arange(1, len(rows) + 1)}
     for j, c in enumerate(RESULT_COLUMNS):
         data[c] = [_field(r, j, c) for r in rows]
-    if descriptors is not None:
-        at = descriptors.index.get_indexer(data["id"])  # -1: no stored descriptors
-        if (at >= 0).any():
+    if rows and descriptors is not None:
+        if table is not None and descriptors is table.descriptors:  # looked up by dict
+            at, found = None, any(i in table.descriptor_row for i in data["id"])
+        else:
+            at = descriptors.index.get_indexer(data["id"])  # -1: no stored descriptors
+            found = (at >= 0).any()
+        if found:
             for col in dict.fromkeys(("tempo_bpm", "key", "mode", *extra)):
                 if col in descriptors.columns:  # as Series.map: missing ids get the column's NA
-                    data[col] = descriptors[col].array.take(at, allow_fill=True)
+                    data[col] = (table.descriptor_values(data["id"], col) if at is None
+                                 else descriptors[col].array.take(at, allow_fill=True))
+    return data
+
+
+def to_frame(rows, descriptors=None, *, extra=()) -> pd.DataFrame:
+    """Result rows as the frame ``similar`` returns: ``rank`` + :data:`RESULT_COLUMNS`,
+    plus ``tempo_bpm, key, mode`` (and the descriptor names in ``extra``: those a
+    ``where`` tested) when any result has stored descriptors (:func:`to_columns`)."""
+    return _frame(to_columns(rows, descriptors, extra=extra))
+
+
+def _frame(data: dict) -> pd.DataFrame:
+    """The frame of :func:`to_columns`' ``data`` (one constructor call, column by column)."""
+    if not len(data["rank"]):  # object columns, as a frame of no rows has always had
+        df = pd.DataFrame([], columns=RESULT_COLUMNS)
+        df.insert(0, "rank", data["rank"])
+        return df
     return pd.DataFrame(data, columns=list(data))
 
 
@@ -439,22 +477,23 @@ def _tag_column(tag, tag_names, no_tags=None):
     return lower.index(tag.lower())
 
 
-def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,
-            max_per_artist=None, tag=None, tempo_range=None, key=None, min_loudness_db=None,
-            explain=False, exclusions=None, where=None, sort=None) -> pd.DataFrame:
-    """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``.
+def similar_columns(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False,
+                    exclude_same_album=False, max_per_artist=None, tag=None, tempo_range=None, key=None,
+                    min_loudness_db=None, exclusions=None, where=None) -> dict:
+    """The search of :func:`similar` without its frame: the result columns of :func:`to_columns`.
 
-    ``where`` (``"energy>0.6 and tempo_bpm<130"``, :mod:`recommender.recommend.where`) keeps
-    only tracks whose stored descriptors meet every condition; a name that is neither a
-    stored descriptor column nor an output of the regressor the index was built with is a
-    :class:`ParameterError` listing the valid names (:func:`where_columns`).  ``sort``
-    (``"energy"``, ``"-tempo_bpm"``) re-orders the ``k`` results by a descriptor
-    (:func:`sort_results`).
-
-    ``exclusions`` (:class:`~recommender.recommend.exclusions.Exclusions`, a mapping of its
-    fields, or ``None``) and the index's ban list keep tracks out of the results; the query
-    itself may be excluded or banned (it is never a result anyway).
+    What a server serialises (a pandas frame of 10 rows costs more than the search); ``similar``
+    is ``pd.DataFrame`` of it, then ``sort`` and ``explain``.  Parameters and errors: :func:`similar`.
     """
+    with rec.catalog.snapshot():  # one consistent read; its meta values are read once
+        return _similar_columns(rec, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
+                                exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
+                                tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db,
+                                exclusions=exclusions, where=where)
+
+
+def _similar_columns(rec, query, k, *, space, hubness, exclude_same_artist, exclude_same_album, max_per_artist, tag,
+                     tempo_range, key, min_loudness_db, exclusions, where) -> dict:
     from .exclusions import excluded_ids
 
     space, hubness = _check_args(query, k, space, hubness, max_per_artist)
@@ -462,8 +501,6 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
     if no_tags and space in ("tags", "both"):
         raise ParameterError(f"space={space!r}: {no_tags} (or --space embedding / similarity)")
     conds = _where(where, rec.catalog)
-    if sort is not None:
-        parse_order(sort)
     excluded = excluded_ids(rec, exclusions)
     table = None if conds else view.track_table(rec, build=False)  # where: JSON extras, read per query
     q = resolve_query(rec, query, space, table=table)
@@ -480,19 +517,48 @@ def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=F
     n = len(idx)
     kept = max(1.0 - len(excluded) / max(n, 1), 0.05)  # excluded tracks are spread: ask for more
     fetch = min(n, int(max(4 * k + 10, 50) / kept))
+    # a repeated caller (the track table is built) reads an indexed query's hits from the lists
+    lists = view.neighbour_lists(rec, space) if table is not None and q.track_id is not None else None
     while True:
-        cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness), table=table)
+        cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness, lists=lists),
+                                table=table)
         rows = apply_filters(q, cands, filters, k, tag_names=tag_names)
         if len(rows) >= k or fetch >= n:
             break
         fetch = min(n, fetch * 4)
-    df = to_frame(rows, cands.descriptors, extra=[c.name for c in conds])
+    return to_columns(rows, cands.descriptors, extra=[c.name for c in conds], table=table)
+
+
+def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,
+            max_per_artist=None, tag=None, tempo_range=None, key=None, min_loudness_db=None,
+            explain=False, exclusions=None, where=None, sort=None) -> pd.DataFrame:
+    """:meth:`recommender.Recommender.similar` (see there) on the facade ``rec``.
+
+    ``where`` (``"energy>0.6 and tempo_bpm<130"``, :mod:`recommender.recommend.where`) keeps
+    only tracks whose stored descriptors meet every condition; a name that is neither a
+    stored descriptor column nor an output of the regressor the index was built with is a
+    :class:`ParameterError` listing the valid names (:func:`where_columns`).  ``sort``
+    (``"energy"``, ``"-tempo_bpm"``) re-orders the ``k`` results by a descriptor
+    (:func:`sort_results`).
+
+    ``exclusions`` (:class:`~recommender.recommend.exclusions.Exclusions`, a mapping of its
+    fields, or ``None``) and the index's ban list keep tracks out of the results; the query
+    itself may be excluded or banned (it is never a result anyway).
+    """
+    if sort is not None:
+        parse_order(sort)
+    data = similar_columns(rec, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
+                           exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
+                           tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db,
+                           exclusions=exclusions, where=where)
+    df = _frame(data)
     if sort is not None:
         df = sort_results(rec, df, sort)
     if explain and len(df):
-        if q.track_id is None and not isinstance(query, (str, os.PathLike)):
+        tid = None if _is_vector(query) else rec.resolve(query)
+        if tid is None and not isinstance(query, (str, os.PathLike)):
             raise ParameterError("explain=True needs a track or a file as the query, not a vector")
         from .explanations import explain_results
 
-        df["why"] = explain_results(rec, q.track_id if q.track_id is not None else query, df)
+        df["why"] = explain_results(rec, tid if tid is not None else query, df)
     return df

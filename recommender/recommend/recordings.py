@@ -555,8 +555,10 @@ class SameRecording:
             if lacking:
                 q = self._query_embedding()
                 E = _embedding_of(self._src, lacking) if q is not None else {}
+                held = [i for i in lacking if i in E]
+                cos = dict(zip(held, (np.stack([E[i] for i in held]) @ q).tolist())) if held else {}
                 for i in lacking:
-                    self._decided[i] = i in E and float(E[i] @ q) >= self.duplicate_cosine
+                    self._decided[i] = i in cos and cos[i] >= self.duplicate_cosine
         return {i for i in ids if self._decided[i]}
 
     def __call__(self, track_id) -> bool:

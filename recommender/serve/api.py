@@ -175,19 +175,25 @@ def to_similarity(score):
     return round(min(1.0, max(0.0, (1.0 + float(score)) / 2.0)), 6)
 
 
-def _rows(df, keys):
+def _rows(table, keys):
+    """JSON rows of ``table``: a result frame, or the columns of
+    :func:`recommender.recommend.query.to_columns` (the same values, no frame built)."""
     from .responses import clean
 
-    cols = [k for k in keys if k in df.columns]
-    values = [df[k].tolist() for k in cols]  # Python values, column by column (to_dict row by row is slower)
-    scores = df["score"].tolist() if "score" in df.columns else None
+    cols = [k for k in keys if k in table]  # a frame's columns, or a dict's keys
+    values = [_list(table[k]) for k in cols]  # Python values, column by column (to_dict row by row is slower)
+    scores = _list(table["score"]) if "score" in table else None
     out = []
-    for j in range(len(df)):
+    for j in range(len(values[0]) if values else 0):
         row = {k: clean(v[j]) for k, v in zip(cols, values)}
         if scores is not None:
             row["similarity"] = to_similarity(clean(scores[j]))
         out.append(row)
     return out
+
+
+def _list(column) -> list:
+    return column if isinstance(column, list) else column.tolist()
 
 
 def _state(request: Request):
@@ -296,7 +302,7 @@ def audio_url(tid: int, row: dict) -> str:
     return url + frag
 
 
-def similar(request: Request):
+async def similar(request: Request):
     """
     summary: Songs like a track
     description: >-
@@ -335,8 +341,7 @@ def similar(request: Request):
     if (lo is None) != (hi is None):
         raise ParameterError("tempo_min and tempo_max: give both or neither")
     hub = p.str("hubness", "none", choices=("none", "mp", "csls"))
-    df = _state(request).rec.similar(
-        tid,
+    search = dict(
         k=p.int("k", 10, lo=1, hi=500),
         space=p.str("space", "similarity", choices=SPACES),
         hubness=None if hub == "none" else hub,
@@ -347,17 +352,31 @@ def similar(request: Request):
         tempo_range=(lo, hi) if lo is not None else None,
         key=p.str("key"),
         min_loudness_db=p.float("min_loudness_db"),
-        explain=p.bool("explain"),
         exclusions=p.exclusions(),
         where=p.str("where"),
     )
-    order = p.str("sort")
-    if order is not None:  # as `recommender similar --sort` does it, after the search
-        from ..recommend.query import sort_results
+    order, explain = p.str("sort"), p.bool("explain")
+    st = _state(request)
+    rec = None
+    if not (explain or order or search["hubness"] or search["exclusions"] or search["where"]):
+        rec = st.fresh()  # None while a new catalog generation is not loaded yet
+    if rec is not None:  # a plain search on a loaded generation: ~0.5 ms, answered on the event loop
+        return _similar_response(rec, tid, search, None, False)
+    return await run_in_threadpool(lambda: _similar_response(st.rec, tid, search, order, explain))
 
-        df = sort_results(_state(request).rec, df, order)
+
+def _similar_response(rec, tid: int, search: dict, order, explain: bool):
+    """``/similar``'s response: the result rows of ``rec.similar(tid, **search)`` (sorted, explained)."""
+    from ..recommend import query
+
+    if order is None and not explain:
+        table = query.similar_columns(rec, tid, **search)  # the same rows, without a frame
+    else:
+        table = rec.similar(tid, explain=explain, **search)
+        if order is not None:  # as `recommender similar --sort` does it, after the search
+            table = query.sort_results(rec, table, order)
     # every column, as --json prints it (the sort and `where` descriptors included)
-    return json_response(_rows(df, SIMILAR_KEYS + tuple(c for c in df.columns if c not in SIMILAR_KEYS)))
+    return json_response(_rows(table, SIMILAR_KEYS + tuple(c for c in table if c not in SIMILAR_KEYS)), cleaned=True)
 
 
 def radio(request: Request):

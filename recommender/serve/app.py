@@ -44,7 +44,7 @@ from .state import IndexState
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app", "DEFAULT_MAX_UPLOAD_MB", "LOOPBACK_HOSTS", "TOKEN_COOKIE"]
+__all__ = ["create_app", "app_from_env", "CONFIG_ENV", "DEFAULT_MAX_UPLOAD_MB", "LOOPBACK_HOSTS", "TOKEN_COOKIE"]
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 #: Largest upload accepted by ``/api/classify`` by default (MB).
@@ -52,6 +52,9 @@ DEFAULT_MAX_UPLOAD_MB = 100
 #: ``Host`` names accepted on a loopback bind.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 TOKEN_COOKIE = "recommender_token"
+#: Environment variable holding :func:`create_app`'s keyword arguments as JSON, read by
+#: :func:`app_from_env` in each worker process of ``recommender serve --workers N``.
+CONFIG_ENV = "RECOMMENDER_SERVE_CONFIG"
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 _SECURITY_HEADERS = [
@@ -262,3 +265,26 @@ def create_app(index_dir, *, token: str | None = None, cors_origins=(), allowed_
     app.state.token_required = token is not None
     app.state.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
     return app
+
+
+def app_from_env() -> Starlette:
+    """:func:`create_app` with the keyword arguments in the :data:`CONFIG_ENV` environment variable
+    (JSON): the factory uvicorn calls in each worker process (``recommender serve --workers N``;
+    ``uvicorn --factory recommender.serve.app:app_from_env``).
+
+    Raises
+    ------
+    ParameterError
+        The variable is missing or is not a JSON object.
+    CatalogError
+        No index in its ``index_dir``.
+    """
+    import json
+
+    try:
+        kwargs = json.loads(os.environ[CONFIG_ENV])
+    except (KeyError, ValueError):
+        raise ParameterError(f"{CONFIG_ENV}: must hold create_app's arguments as a JSON object") from None
+    if not isinstance(kwargs, dict) or "index_dir" not in kwargs:
+        raise ParameterError(f"{CONFIG_ENV}: must be a JSON object with 'index_dir'")
+    return create_app(kwargs.pop("index_dir"), **kwargs)

@@ -46,7 +46,7 @@ def clean(v):
 
 
 #: A lone surrogate: how Python holds a file-name byte that is not UTF-8 (``os.fsdecode``: 0x96 is '\\udc96').
-def json_text(obj) -> str:
+def json_text(obj, *, cleaned: bool = False) -> str:
     """``obj`` (cleaned by :func:`clean`) as compact JSON text that is valid UTF-8, whatever file names it holds.
 
     The escape of the CLI's ``--json`` (``recommender.cli._common.json_text``):
@@ -54,13 +54,14 @@ def json_text(obj) -> str:
     (``"\\udc96"``), which :func:`json.loads` reads back to the same ``str``
     and :func:`os.fsencode` to the original bytes; everything else is UTF-8 text.
     """
-    s = json.dumps(clean(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    s = json.dumps(obj if cleaned else clean(obj), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return escape_surrogates(s)
 
 
-def json_response(obj, status: int = 200, headers=None) -> Response:
-    """``obj`` as compact UTF-8 JSON (see :func:`json_text`)."""
-    body = json_text(obj)
+def json_response(obj, status: int = 200, headers=None, *, cleaned: bool = False) -> Response:
+    """``obj`` as compact UTF-8 JSON (see :func:`json_text`; ``cleaned``: ``obj`` already went
+    through :func:`clean`)."""
+    body = json_text(obj, cleaned=cleaned)
     return Response(body.encode("utf-8"), status_code=status, media_type="application/json", headers=headers)
 
 

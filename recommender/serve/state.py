@@ -82,6 +82,7 @@ class IndexState:
                 # what /similar reads of its candidates, in memory (one bulk read per generation)
                 view.track_table(rec)
                 view.vectors(rec, "embedding")  # same-recording checks of every answer (radio loads it anyway)
+                view.neighbour_lists(rec, self.warm_space)  # an indexed track's hits, searched at index time
             except RecommenderError as e:  # answered again (and reported) by the requests that need it
                 logger.warning("could not load the %s index: %s", self.warm_space, e)
         self._rec, self._gen, self._cache = rec, gen, {}
@@ -98,6 +99,13 @@ class IndexState:
                     self._open()
                 rec, gen = self._rec, self._gen
         return rec, gen
+
+    def fresh(self):
+        """The current facade when the catalog is still at the loaded generation, else ``None``
+        (without waiting: a caller that must not block, such as the event loop, goes on to
+        :meth:`current` in a worker thread).  Cost: one read of the catalog's ``meta``."""
+        rec = self._rec
+        return rec if rec.catalog.generation == self._gen else None
 
     @property
     def rec(self) -> Recommender:

@@ -109,6 +109,7 @@ class SQLiteDatabase:
         self._lock_fd = None
         self._rlock = threading.RLock()
         self._depth = 0  # transaction nesting depth
+        self._meta_rows = None  # {key: stored JSON text} read in the current snapshot(), else None
         self._changed = False  # rows changed in the open transaction: bump 'generation'
         self._vectors_changed = False  # ... and 'vectors_generation'
         self.schema_version = self.SCHEMA_VERSION  # of the open file (older only for a reader)
@@ -480,7 +481,9 @@ class SQLiteDatabase:
 
         Inside the block, a writer's commits in another process are not
         visible (WAL snapshot isolation); every bulk read method already
-        runs in its own snapshot.
+        runs in its own snapshot.  The block holds the catalog's lock, and
+        ``meta`` values (generation, tag names...) are read once in it: a
+        query that asks for them ten times reads the database once.
         """
         with self._rlock:
             conn = self._c()
@@ -488,14 +491,17 @@ class SQLiteDatabase:
                 yield self
                 return
             conn.execute("BEGIN")
+            self._meta_rows = {}
             try:
                 yield self
             finally:
+                self._meta_rows = None
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ meta
     def _put_meta(self, **items):
+        self._meta_rows = None if self._meta_rows is None else {}
         self._conn.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -504,25 +510,18 @@ class SQLiteDatabase:
 
     def get_meta(self, key, default=None):
         """Return the JSON-decoded ``meta`` value of ``key`` (or ``default``)."""
-        rows = self._select("SELECT value FROM meta WHERE key=?", (key,))
-        row = rows[0] if rows else None
-        if row is None or row[0] is None:
-            return default
-        try:
-            return json.loads(row[0])
-        except ValueError:
-            raise CatalogError(self.path, f"meta[{key!r}] is not valid JSON") from None
+        with self._rlock:
+            memo = self._meta_rows  # inside a snapshot(): each key read once (decoded afresh each call)
+            if memo is None or key not in memo:
+                rows = self._select("SELECT value FROM meta WHERE key=?", (key,))
+                if memo is None:
+                    return _decoded(self.path, key, rows[0][0] if rows else None, default)
+                memo[key] = rows[0][0] if rows else None
+            return _decoded(self.path, key, memo[key], default)
 
     def meta(self) -> dict:
         """All ``meta`` items, JSON-decoded."""
-        rows = self._select("SELECT key, value FROM meta")
-        out = {}
-        for k, v in rows:
-            try:
-                out[k] = json.loads(v) if v is not None else None
-            except ValueError:
-                raise CatalogError(self.path, f"meta[{k!r}] is not valid JSON") from None
-        return out
+        return {k: _decoded(self.path, k, v, None) for k, v in self._select("SELECT key, value FROM meta")}
 
     @property
     def generation(self) -> int:
@@ -558,6 +557,16 @@ class SQLiteDatabase:
         problems = [r[0] for r in self._select("PRAGMA integrity_check") if r[0] != "ok"]
         problems += [f"foreign key: {r}" for r in self._select("PRAGMA foreign_key_check")]
         return problems
+
+
+def _decoded(path, key, text, default):
+    """A ``meta`` row's JSON ``text`` decoded (``default`` for ``None``); ``CatalogError`` when it is not JSON."""
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise CatalogError(path, f"meta[{key!r}] is not valid JSON") from None
 
 
 def _uri_path(path: str) -> str:

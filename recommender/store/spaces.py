@@ -250,21 +250,27 @@ def space_dim(cat, space: str) -> int | None:
     return dims.get(space)
 
 
-def index_is_current(path, generation: int) -> bool:
-    """Whether the FAISS file ``path`` exists and its sidecar records vectors ``generation``."""
+def index_is_current(path, generation: int, *, space: str | None = None) -> bool:
+    """Whether the FAISS file ``path`` exists and its sidecar records vectors ``generation``
+    (and, with ``space``, whether its neighbour lists are written and match it:
+    :func:`recommender.store.neighbours.lists_are_current`)."""
     from .faiss_index import VectorIndex
+    from .neighbours import lists_are_current
 
     try:
         side = VectorIndex.read_sidecar(path)
     except (OSError, RecommenderError):
         return False
-    return os.path.exists(path) and side.get("generation") == generation
+    current = os.path.exists(path) and side.get("generation") == generation
+    return current and (space is None or lists_are_current(path, space))
 
 
 def remove_index(path) -> None:
-    """Delete the FAISS file ``path`` and its ``.json`` sidecar (missing ones are fine)."""
-    for suffix in ("", ".json"):
+    """Delete the FAISS file ``path``, its ``.json`` sidecar and its neighbour lists (missing ones are fine)."""
+    from .neighbours import neighbours_path
+
+    for name in (os.fspath(path), os.fspath(path) + ".json", neighbours_path(path)):
         try:
-            os.remove(os.fspath(path) + suffix)
+            os.remove(name)
         except FileNotFoundError:
             pass

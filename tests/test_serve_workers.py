@@ -1,0 +1,94 @@
+"""``recommender serve --workers N``: several uvicorn processes answer from one index, with
+the same answers as the library; ``/similar`` runs on the event loop only for plain searches."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import VECTOR_INDEX_TRACKS
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from recommender import Recommender  # noqa: E402
+from recommender.serve.app import CONFIG_ENV, app_from_env  # noqa: E402
+
+N = VECTOR_INDEX_TRACKS
+
+
+@pytest.fixture()
+def index(vector_index):
+    return vector_index
+
+
+def _get(url):
+    import json
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
+def test_two_workers_answer_like_the_library(index, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "serve.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", str(index), "--port", str(port),
+                             "--workers", "2"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                _get(base + "/api/info")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (log.seek(0), log.read())
+                time.sleep(0.3)
+        with Recommender(index) as rec:
+            for tid in (1, 17, 60, 300):
+                status, rows = _get(f"{base}/api/tracks/{tid}/similar?k=7")
+                want = rec.similar(tid, k=7)
+                assert status == 200 and [r["id"] for r in rows] == want["id"].tolist()
+                assert [r["score"] for r in rows] == pytest.approx(want["score"].tolist(), abs=0)
+                status, rows = _get(f"{base}/api/tracks/{tid}/similar?k=7&explain=1")  # the thread-pool path
+                assert status == 200 and [r["id"] for r in rows] == want["id"].tolist() and rows[0]["why"]
+        try:
+            urllib.request.urlopen(f"{base}/api/tracks/99999/similar", timeout=10)
+            raise AssertionError("no 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+        log.seek(0)
+        text = log.read()
+        assert "2 worker processes" in text, text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_workers_must_be_positive(index, capsys):
+    from recommender.cli.main import main
+
+    assert main(["serve", "--index", str(index), "--workers", "0"]) == 2
+    assert "--workers 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_app_from_env(index, monkeypatch):
+    from recommender.errors import ParameterError
+
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    with pytest.raises(ParameterError, match=CONFIG_ENV):
+        app_from_env()
+    monkeypatch.setenv(CONFIG_ENV, "[1, 2]")
+    with pytest.raises(ParameterError, match="JSON object"):
+        app_from_env()
+    monkeypatch.setenv(CONFIG_ENV, '{"index_dir": "%s", "max_upload_mb": 5}' % os.fspath(index))
+    app = app_from_env()
+    assert len(app.state.index.rec) == N and app.state.max_upload_bytes == 5 * 1024 * 1024
