@@ -140,8 +140,8 @@ class Candidates(NamedTuple):
         rows hold ``id`` and the table's columns; ``descriptors`` is the table's, of every
         track, without JSON extras).
         """
-        cand = [int(i) for i in ids[0] if i >= 0]
-        score_of = {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+        cand = [i for i in ids[0].tolist() if i >= 0]  # Python ints and floats (tolist: one call)
+        score_of = {i: s for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0}
         if table is not None and all(i in table.row_of for i in cand):
             return cls(cand, score_of, table.rows(cand), table.tag_vectors(cand), table.descriptors)
         rows = catalog.track_rows(cand)

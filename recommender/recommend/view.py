@@ -257,7 +257,7 @@ class TrackTable:
     def rows(self, ids) -> "_Rows":
         """``{id: {"id", *COLUMNS}}`` of ``ids`` (all held: check with ``in`` first); each row
         dict is made when it is first looked up (a query reads ~k of its ~50 candidates)."""
-        return _Rows(self, ids)
+        return _Rows(self, ids, self.row)
 
     def row(self, track_id: int) -> dict:
         """``{"id", *COLUMNS}`` of one held track."""
@@ -274,25 +274,26 @@ class TrackTable:
         return self._descriptor_arrays[name].take(at, allow_fill=True)
 
     def tag_vectors(self, ids) -> dict:
-        """``{id: tag vector (n_tags,)}`` of the ``ids`` that have one."""
+        """``{id: tag vector (n_tags,)}`` of the ``ids`` that have one (each looked up when first read)."""
         if self.tags is None:
             return {}
-        return {i: self.tags[self.row_of[i]] for i in ids if self.has_tags[self.row_of[i]]}
+        return _Rows(self, [i for i in ids if self.has_tags[self.row_of[i]]], lambda i: self.tags[self.row_of[i]])
 
 
 
 class _Rows(dict):
-    """The row dicts of some of a :class:`TrackTable`'s tracks, made on first look-up."""
+    """``{track id: make(track id)}`` for some of a :class:`TrackTable`'s tracks, each value made
+    when it is first looked up (row dicts, tag vectors)."""
 
-    def __init__(self, table, ids):
+    def __init__(self, table, ids, make):
         super().__init__()
-        self._table, self._ids = table, frozenset(ids)
+        self._ids, self._make = frozenset(ids), make
 
     def __missing__(self, track_id):
         if track_id not in self._ids:
             raise KeyError(track_id)
-        row = self[track_id] = self._table.row(track_id)
-        return row
+        value = self[track_id] = self._make(track_id)
+        return value
 
     def __contains__(self, track_id):
         return track_id in self._ids
