@@ -130,3 +130,22 @@ def test_where_reads_sqlite_and_still_answers(index):
         view.track_table(rec)
         df = rec.similar(1, k=5, where="tempo_bpm>100")
         assert len(df) and (df["tempo_bpm"] > 100).all()
+
+
+def test_view_cache_drops_older_generations():
+    class Cat:
+        generation = 1
+
+    class Rec:
+        catalog = Cat()
+
+        def __init__(self, index_dir):
+            self.index_dir = index_dir
+
+    cache, a, b = view.ViewCache(), Rec("/a"), Rec("/b")
+    assert cache.get(a, ("x",), lambda: 1) == 1 and cache.get(b, ("x",), lambda: 2) == 2
+    Cat.generation = 2  # both indexes move on; storing one entry of /a drops /a's older ones only
+    assert cache.get(a, ("y",), lambda: 3) == 3
+    assert cache.get(a, ("x",), None) is None
+    Cat.generation = 1
+    assert cache.get(b, ("x",), None) == 2

@@ -32,7 +32,9 @@ __all__ = ["ViewCache", "cached", "clear_cache", "vectors", "positions", "vector
 
 
 class ViewCache:
-    """Small thread-safe LRU keyed by ``(index dir, catalog generation, *key)``.
+    """Small thread-safe LRU keyed by ``(index dir, catalog generation, *key)``.  Storing an entry
+    of a generation drops the entries of that index's older generations (a server that reloads
+    does not keep the previous collection's vectors and tables in memory).
 
     Parameters
     ----------
@@ -56,6 +58,9 @@ class ViewCache:
             return None
         value = compute()
         with self._lock:
+            # what older generations of this index hold is never asked for again: dropped now
+            for old in [k for k in self._d if k[0] == full[0] and k[1] < full[1]]:
+                del self._d[old]
             self._d[full] = value
             while len(self._d) > self.maxsize:
                 self._d.popitem(last=False)

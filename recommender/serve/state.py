@@ -108,11 +108,14 @@ class IndexState:
         return rec, gen
 
     def fresh(self):
-        """The current facade when the catalog is still at the loaded generation, else ``None``
-        (without waiting: a caller that must not block, such as the event loop, goes on to
-        :meth:`current` in a worker thread).  Cost: one read of the catalog's ``meta``."""
+        """The current facade when the catalog is still at the loaded generation and the track
+        table of ``similar`` is in memory, else ``None`` (without waiting: a caller that must not
+        block, such as the event loop, goes on to :meth:`current` in a worker thread, where a
+        reload or a rebuilt table may take seconds).  Cost: one read of the catalog's ``meta``."""
         rec = self._rec
-        return rec if rec.catalog.generation == self._gen else None
+        if rec.catalog.generation != self._gen or view.cached(rec, ("table",), None) is None:
+            return None
+        return rec
 
     @property
     def rec(self) -> Recommender:
