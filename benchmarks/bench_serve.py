@@ -1,6 +1,6 @@
 """Load on ``recommender serve``: ``/similar`` latency and throughput at 1, 10 and 100 clients.
 
-A real ``recommender serve`` (uvicorn, one process) answers on loopback from a
+A real ``recommender serve`` (uvicorn; ``--workers N`` processes, default 1) answers on loopback from a
 100k-track synthetic index (built once like ``bench_coldstart.py`` and
 cached under ``/tmp/recommender-serve-<tracks>``).  Closed-loop clients (one
 keep-alive HTTP/1.1 connection each) ask ``/api/tracks/ID/similar?k=10`` for
@@ -14,7 +14,7 @@ is called directly (``Recommender.similar``, same kind of ids, one thread) as
 the baseline, once with the per-generation track table
 (:func:`recommender.recommend.view.track_table`: the state a server or a
 repeated caller is in) and once reading each query's candidates from SQLite
-(a one-off call).  The server's resident memory is sampled every second over
+(a one-off call).  The server's resident memory (all its processes) is sampled every second over
 the whole run: start, peak, end and the slope of a straight line through the
 second half (MB/min; flat means no leak).
 
@@ -22,6 +22,7 @@ Usage::
 
     python benchmarks/bench_serve.py                     # 60 s of load in all
     python benchmarks/bench_serve.py --duration 300      # the 5-minute memory run
+    python benchmarks/bench_serve.py --workers 1,2       # one server process, then two
 
 Target (issue #19): p99 <= 50 ms at 100 concurrent clients on 2 cores; memory flat.
 """

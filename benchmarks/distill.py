@@ -136,7 +136,7 @@ def build_extra(folder, out, *, cap=TRAIN_PATCHES):
     acc = {"mel": [], "lens": [], "pool": [], "pen": []}
     t0 = time.perf_counter()
     for i, f in enumerate(files):
-        n = int(round(audio.info(f).duration_s * features.SR))
+        n = round(audio.info(f).duration_s * features.SR)
         hop = features.PATCH_HOP_SAMPLES
         starts = np.arange(hop // 2, n - features.PATCH_WINDOW_SAMPLES, hop)
         if len(starts) > cap:
@@ -169,12 +169,19 @@ CONV_CHANNELS = (16, 32, 64, 128)
 TIME_CHANNELS = 256
 HIDDEN = 512
 HELD_OUT = "freedroidrpg"
-#: the students tried (name in variants.log, architecture, whether the half-shifted extra windows are used)
+#: the students tried: name in variants.log, architecture, whether the half-shifted extra windows are used,
+#: whether the teacher's constant dimensions are exported as exact constants (:func:`export_weights`), and
+#: the variant whose trained weights it exports (``None``: its own)
 VARIANTS = {
-    "v1": ("distilled student (4 conv 16-128, 67 M MAC), 8", dict(channels=CONV_CHANNELS), False),
+    "v1": ("distilled student (4 conv 16-128, 67 M MAC), 8", {"channels": CONV_CHANNELS}, False, False, None),
     "v2": ("distilled student v2 (4 conv 24-192, 2x windows), 8",
-           dict(channels=(24, 48, 96, 192), time_channels=384, hidden=768), True),
+           {"channels": (24, 48, 96, 192), "time_channels": 384, "hidden": 768}, True, False, None),
+    "v2c": ("distilled student v2, constant dims exact, 8",
+            {"channels": (24, 48, 96, 192), "time_channels": 384, "hidden": 768}, True, True, "v2"),
 }
+#: a target dimension whose standard deviation over the training patches is below this is constant
+#: (1082 of musicnn's 1506 ``pool`` values are: dead channels; the next smallest sd is 6e-4)
+CONSTANT_SD = 1e-5
 
 
 def build_student(mel_mean, mel_sd, *, channels=CONV_CHANNELS, time_channels=TIME_CHANNELS, hidden=HIDDEN):
@@ -270,9 +277,14 @@ def train_student(data, out_dir, *, arch=None, extra=None, epochs=40, batch=64, 
     return model
 
 
-def export_weights(model, meta):
+def export_weights(model, meta, *, constants=False):
     """Inference arrays of a trained Keras student: batch norms folded into the convolutions, the
     target standardisation into the last layer.  ONNX layout (channels first); float32.
+
+    ``constants``: the dimensions the teacher never varies on the training patches (sd below
+    :data:`CONSTANT_SD`) are output as that constant exactly (zero weights).  Without it the student's
+    tiny variations there (~1e-8) can exceed the threshold under which ``CollectionNormalizer``
+    leaves a dimension unscaled, and are then blown up to unit variance: noise in the space.
 
     Keys: ``scale`` (2,) input ``x * a + b``; ``conv{i}/W`` (C_out, C_in, 3, 3), ``conv{i}/b``;
     ``tconv/W`` (C_out, C_in, 3), ``tconv/b``; ``hidden/W`` (in, out), ``hidden/b``; ``out/W`` (in, 1706),
@@ -300,6 +312,10 @@ def export_weights(model, meta):
     W, b = model.get_layer("out").get_weights()
     w["out/W"] = W.astype(np.float64) * meta["ysd"][None, :]
     w["out/b"] = b.astype(np.float64) * meta["ysd"] + meta["ymu"]
+    if constants:
+        dead = meta["ysd"] < CONSTANT_SD
+        w["out/W"][:, dead] = 0.0
+        w["out/b"][dead] = meta["ymu"][dead]
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in w.items()}
 
 
@@ -395,12 +411,12 @@ def patches_per_s(sessions, P, rounds=3):
     return {k: float(np.median(v)) for k, v in t.items()}
 
 
-def load_student(work, arch=None):
-    """Rebuild the trained Keras student of ``work`` and return its :func:`export_weights` arrays."""
+def load_student(work, arch=None, constants=False):
+    """Rebuild the trained Keras student of ``work`` and return its :func:`export_weights` arrays and meta."""
     meta = dict(np.load(os.path.join(work, "student_meta.npz")))
     model = build_student(float(meta["mel_mean"]), float(meta["mel_sd"]), **(arch or {}))
     model.load_weights(os.path.join(work, "student.weights.h5"))
-    return export_weights(model, meta), meta
+    return export_weights(model, meta, constants=constants), meta
 
 
 def split(v, lens):
@@ -409,7 +425,11 @@ def split(v, lens):
 
 def space(pool, pen, lens):
     """Today's ``'similarity'`` space: layer_summary per track, standardised over the collection, unit rows."""
-    from recommender.features.pooling import CollectionNormalizer, l2_normalize, layer_summaries
+    from recommender.features.pooling import (
+        CollectionNormalizer,
+        l2_normalize,
+        layer_summaries,
+    )
 
     S = layer_summaries(split(pool, lens), split(pen, lens))
     return l2_normalize(CollectionNormalizer("standardize").fit_transform(S))
@@ -437,15 +457,16 @@ def protocol(z, student_layers, half, cache, name):
 
 
 def layer_fit(z, student_layers, rows=None):
-    """Share of the teacher's (float32) per-patch variance the student explains, per layer, median over dims."""
+    """How well the student reproduces the float32 teacher per patch, per layer, over the dimensions the
+    teacher varies on (sd above :data:`CONSTANT_SD`): ``(median over dims of R^2, pooled R^2, dims)``."""
     out = {}
     for L, s in zip(("pool", "pen"), student_layers):
         t = z[f"eval_f32_{L}"] if rows is None else z[f"eval_f32_{L}"][rows]
         s = s if rows is None else s[rows]
-        var = t.var(0)
-        ok = var > 1e-2 * np.median(var)  # dims that hardly vary (dead channels) left out
-        r2 = 1 - ((t - s) ** 2).mean(0)[ok] / var[ok]
-        out[L] = float(np.median(r2))
+        ok = t.std(0) > CONSTANT_SD
+        t, s = t[:, ok].astype(np.float64), s[:, ok].astype(np.float64)
+        sse, sst = ((t - s) ** 2).sum(0), ((t - t.mean(0)) ** 2).sum(0)
+        out[L] = (float(np.median(1 - sse / sst)), float(1 - sse.sum() / sst.sum()), int(ok.sum()))
     return out
 
 
@@ -461,20 +482,21 @@ def report(z, w, half, cache, name, *, arch=None, timing_patches=256):
     sessions = {"student": (stu, ("pool", "penultimate")),
                 "musicnn int8": (musicnn_session("int8"), ("penultimate", "pool")),
                 "musicnn float32": (musicnn_session("float32"), ("penultimate", "pool"))}
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
     pps = patches_per_s(sessions, P[:timing_patches])
     print(f"patches/s, ONNX Runtime 1 thread, batches of 8, {min(timing_patches, len(P))} patches x 3 rounds "
           f"interleaved (median); load before: {load}")
     for k, v in pps.items():
         print(f"  {k:16s} {v:7.1f}   student / this = {pps['student'] / v:.2f}x")
-    fit = layer_fit(z, layers)
-    print(f"median R^2 over dims of the student vs float32 musicnn per patch ({half}, 8 windows a track): "
-          f"pool {fit['pool']:.3f}, penultimate {fit['pen']:.3f}")
-    if half == "selection":
-        track = np.repeat(np.arange(len(z["eval_lens"])), z["eval_lens"])
-        rows = np.isin(track, np.flatnonzero(z["labels"] == HELD_OUT))
+    track = np.repeat(np.arange(len(z["eval_lens"])), z["eval_lens"])
+    print(f"student vs float32 musicnn per patch ({half}, 8 windows a track), R^2 median over the varying dims / "
+          "pooled:")
+    for what, rows in (("all tracks", None), (f"held-out soundtrack {HELD_OUT}",
+                                              np.isin(track, np.flatnonzero(z["labels"] == HELD_OUT)))):
+        if rows is not None and (half != "selection" or not rows.any()):
+            continue
         fit = layer_fit(z, layers, rows)
-        print(f"  held-out soundtrack only ({HELD_OUT}): pool {fit['pool']:.3f}, penultimate {fit['pen']:.3f}")
+        print(f"  {what}: " + ", ".join(f"{L} {m:.3f} / {p:.3f} ({n} dims)" for L, (m, p, n) in fit.items()))
     res = protocol(z, layers, half, cache, name)
     print(f"\n{half} half, {len(z['labels'])} tracks: precision@10 by soundtrack, leave-one-out; "
           "d = paired difference to the default, 95 % bootstrap CI by track (points)")
@@ -496,8 +518,8 @@ def main(argv=None):
                     help="which student (VARIANTS); its files go to WORK/VARIANT")
     a = ap.parse_args(argv)
     os.makedirs(a.work, exist_ok=True)
-    name, arch, use_extra = VARIANTS[a.variant]
-    vdir = os.path.join(a.work, a.variant)
+    name, arch, use_extra, constants, src = VARIANTS[a.variant]
+    vdir = os.path.join(a.work, src or a.variant)
     if a.stage == "data":
         out = os.path.join(a.work, "selection.npz")
         print(f"{out}: {build_data(a.selection, out):.0f} s")
@@ -505,12 +527,14 @@ def main(argv=None):
         out = os.path.join(a.work, "selection_extra.npz")
         print(f"{out}: {build_extra(a.selection, out):.0f} s")
     elif a.stage == "train":
+        if src:
+            raise SystemExit(f"--variant {a.variant}: exports the weights of {src}; train {src}")
         os.makedirs(vdir, exist_ok=True)
         train_student(os.path.join(a.work, "selection.npz"), vdir, arch=arch, epochs=a.epochs,
                       extra=os.path.join(a.work, "selection_extra.npz") if use_extra else None)
     elif a.stage in ("gate", "confirm"):
-        w, meta = load_student(vdir, arch)
-        np.savez(os.path.join(vdir, "student_onnx_weights.npz"), **w)
+        w, meta = load_student(vdir, arch, constants)
+        np.savez(os.path.join(vdir, f"student_onnx_weights_{a.variant}.npz"), **w)
         print(f"student: trained {int(meta['epochs'])} epochs ({float(meta['seconds']):.0f} s), "
               f"best epoch {int(meta['best_epoch'])}")
         if a.stage == "gate":

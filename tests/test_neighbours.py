@@ -37,9 +37,9 @@ def test_lists_are_the_hits_of_a_search(kind):
     for t in rng.choice(ids, 300, replace=False):
         q = unit_rows(idx.reconstruct(int(t))[None])
         for fetch in (1, 25, 40):
-            D, I = idx.search(q, fetch)
+            scores, hits = idx.search(q, fetch)
             got = lists.lookup(int(t), fetch)
-            assert np.array_equal(got[1], I) and np.array_equal(got[0], D)
+            assert np.array_equal(got[1], hits) and np.array_equal(got[0], scores)
     assert lists.lookup(10, 41) is None and lists.lookup(99999, 5) is None
 
 

@@ -57,12 +57,14 @@ def cmd_serve(args) -> int:
         from ..recommender import Recommender
 
         with Recommender(args.index) as rec:
-            n = len(rec)  # CatalogError here when there is no index
+            rec.catalog.generation  # noqa: B018  (CatalogError here when there is no index)
+            n = len(rec)
         app = "recommender.serve.app:app_from_env"
         os.environ[CONFIG_ENV] = json.dumps(dict(options, index_dir=os.path.abspath(os.path.expanduser(args.index))))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/" + ("?token=" + token if token and args.show_token else "")
-    print(f"serving {os.path.abspath(os.path.expanduser(args.index))} ({n} tracks) on {url}  (API: /docs; Ctrl-C to stop)"
+    where = os.path.abspath(os.path.expanduser(args.index))
+    print(f"serving {where} ({n} tracks) on {url}  (API: /docs; Ctrl-C to stop)"
           + (f"; {args.workers} worker processes" if args.workers > 1 else ""), file=sys.stderr, flush=True)
     if token and not args.show_token:
         print("open the page with ?token=TOKEN once (it sets a cookie); API clients send "

@@ -376,7 +376,8 @@ def _similar_response(rec, tid: int, search: dict, order, explain: bool):
         if order is not None:  # as `recommender similar --sort` does it, after the search
             table = query.sort_results(rec, table, order)
     # every column, as --json prints it (the sort and `where` descriptors included)
-    return json_response(_rows(table, SIMILAR_KEYS + tuple(c for c in table if c not in SIMILAR_KEYS)), cleaned=True)
+    keys = SIMILAR_KEYS + tuple(c for c in table if c not in SIMILAR_KEYS)
+    return json_response(_rows(table, keys), cleaned=True)
 
 
 def radio(request: Request):
