@@ -42,6 +42,11 @@ SEARCH_COLUMNS = ("path", "artist", "title", "album", "genre", "year", "duration
 class IndexState:
     """A read-only index shared by the request threads of one server.
 
+    Loading a generation ends with :func:`gc.freeze` (after a collection): what the process
+    holds then, the index included, is left out of later cyclic collections until the next
+    generation is loaded (Python's documented use for long-lived servers; a full collection
+    walking a 100k-track index took 34 ms).
+
     Parameters
     ----------
     index_dir : path-like
