@@ -539,3 +539,28 @@ def test_closed_and_errors_share_root(tmp_path):
     with pytest.raises(CatalogError, match="closed"):
         len(cat)
     assert issubclass(CatalogError, RecommenderError)
+
+
+def test_meta_read_once_reads_each_key_once_per_thread(tmp_path):
+    import threading
+
+    from recommender.store.catalog import Catalog
+
+    with Catalog(tmp_path / "c.sqlite", mode="c") as cat:
+        cat.set_meta(note=["a", "b"])
+        seen = []
+        cat._conn.set_trace_callback(lambda sql: seen.append(sql) if "FROM meta" in sql else None)
+        with cat.meta_read_once():
+            first = cat.get_meta("note")
+            first.append("mutated")  # a fresh value each call: the memo keeps the text
+            assert cat.get_meta("note") == ["a", "b"] and len(seen) == 1
+            other = []
+            t = threading.Thread(target=lambda: other.append(cat.get_meta("note")))
+            t.start()
+            t.join()
+            assert other == [["a", "b"]] and len(seen) == 2  # another thread reads the database
+            cat.set_meta(note=["c"])  # this thread's write: read again
+            assert cat.get_meta("note") == ["c"]
+        cat.get_meta("note")
+        cat.get_meta("note")
+        assert len(seen) == 5  # outside the block every call reads

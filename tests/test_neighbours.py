@@ -15,6 +15,7 @@ from recommender._utils import unit_rows
 from recommender.errors import IndexFileError
 from recommender.recommend import query, view
 from recommender.store import spaces
+from recommender.store.catalog import Catalog
 from recommender.store.faiss_index import VectorIndex
 from recommender.store.neighbours import NeighbourLists, neighbours_path
 
@@ -90,3 +91,60 @@ def test_stale_or_foreign_lists_are_ignored(index, tmp_path):
         assert view.neighbour_lists(rec, "similarity") is not None
     spaces.remove_index(path)
     assert not os.path.exists(neighbours_path(path))
+
+
+@pytest.fixture()
+def hnsw_index(tmp_path, monkeypatch):
+    """400 tracks in an HNSW index (what a collection of >= 50k tracks gets)."""
+    import recommender.store.faiss_index as fi
+
+    monkeypatch.setattr(fi, "FLAT_MAX_N", 1)
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(10, 200)).astype(np.float32)
+    with Catalog(tmp_path / "catalog.sqlite", mode="c") as cat:
+        cat.check_compatible(model_name="msd-musicnn", weights_sha256="0" * 64, dims={"embedding": 200, "tags": 5})
+        cat.set_meta(tags=[f"t{i}" for i in range(5)])
+        with cat.write_batch():
+            for i in range(400):
+                cat.add_track({"path": f"/m/{i:04d}.ogg", "size": 10 + i, "mtime_ns": 1 + i,
+                               "content_hash": f"{i:032x}", "artist": f"A{i % 7}", "title": f"T{i}"},
+                              vectors={"embedding": centres[i % 10] + 0.7 * rng.normal(size=200).astype(np.float32),
+                                       "tags": rng.random(5).astype(np.float32)})
+        Recommender(tmp_path).rebuild_indexes(catalog=cat)
+    view.clear_cache()
+    yield tmp_path
+    view.clear_cache()
+
+
+def test_lists_are_not_read_once_ef_search_is_tuned(hnsw_index):
+    """(breaker, #19) set_search_params(ef_search=...) changes what a search returns."""
+    with Recommender(hnsw_index) as rec:
+        assert rec.faiss_index("similarity").kind == "hnsw"
+        view.track_table(rec)
+        lists = view.neighbour_lists(rec, "similarity")
+        assert lists is not None and lists.serves(rec.faiss_index("similarity"))
+        rec.faiss_index("similarity").set_search_params(ef_search=4)
+        assert not lists.serves(rec.faiss_index("similarity"))
+        with_lists = {t: rec.similar(t, k=10)["id"].tolist() for t in range(1, 150)}
+        lists.lookup = lambda t, f: None  # every query searches FAISS
+        assert with_lists == {t: rec.similar(t, k=10)["id"].tolist() for t in with_lists}
+
+
+def test_a_slow_query_does_not_hold_the_catalog(hnsw_index, monkeypatch):
+    """(breaker, #19) a server's event loop reads catalog.generation for every plain /similar:
+    it must not wait for another thread's search to finish."""
+    import threading
+    import time
+
+    with Recommender(hnsw_index) as rec:
+        view.track_table(rec)
+        real = query.candidates
+        monkeypatch.setattr(query, "candidates", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
+        th = threading.Thread(target=query.similar_columns, args=(rec, 5), kwargs={"k": 10})
+        th.start()
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        rec.catalog.generation  # noqa: B018
+        waited = time.perf_counter() - t0
+        th.join()
+    assert waited < 0.5, f"catalog.generation waited {waited:.2f} s for another thread's search"

@@ -77,7 +77,7 @@ def test_workers_must_be_positive_and_the_index_must_exist(index, capsys, tmp_pa
     from recommender.cli.main import main
 
     assert main(["serve", "--index", str(index), "--workers", "0"]) == 2
-    assert "--workers 0: must be at least 1" in capsys.readouterr().err
+    assert "--workers 0: must be between 1 and" in capsys.readouterr().err
     assert main(["serve", "--index", str(tmp_path / "none"), "--workers", "2"]) != 0  # before any worker starts
     err = capsys.readouterr().err
     assert "no index here yet" in err and "Traceback" not in err and not (tmp_path / "none").exists()

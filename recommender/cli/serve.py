@@ -35,6 +35,7 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from ..serve import create_app
+    from .._utils import cpu_count
     from ..serve.app import CONFIG_ENV, LOOPBACK_HOSTS
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
@@ -47,8 +48,9 @@ def cmd_serve(args) -> int:
     options = dict(token=token, cors_origins=list(args.cors_origin or ()),
                    allowed_hosts=list(LOOPBACK_HOSTS) if loopback and not token else None,
                    max_upload_mb=args.max_upload_mb)
-    if args.workers < 1:
-        print(f"error: --workers {args.workers}: must be at least 1", file=sys.stderr)
+    most = 4 * cpu_count()  # each holds its own copy of the index
+    if not 1 <= args.workers <= most:
+        print(f"error: --workers {args.workers}: must be between 1 and {most} (4 per CPU)", file=sys.stderr)
         return 2
     if args.workers == 1:
         app = create_app(args.index, **options)

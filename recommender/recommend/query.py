@@ -241,7 +241,7 @@ def candidates(rec, index, q: Query, fetch: int, *, space: str, hubness=None, li
     query's hits are read there when it holds ``fetch`` of them (the same hits).
     """
     got = None
-    if lists is not None and q.track_id is not None:
+    if lists is not None and q.track_id is not None and lists.serves(index):
         got = lists.lookup(q.track_id, fetch)
     scores, ids = got if got is not None else index.search(unit_rows(q.vector[None]), fetch)
     if hubness is not None:
@@ -485,7 +485,9 @@ def similar_columns(rec, query, k=10, *, space=None, hubness=None, exclude_same_
     What a server serialises (a pandas frame of 10 rows costs more than the search); ``similar``
     is ``pd.DataFrame`` of it, then ``sort`` and ``explain``.  Parameters and errors: :func:`similar`.
     """
-    with rec.catalog.snapshot():  # one consistent read; its meta values are read once
+    # meta values read once (not in one catalog snapshot: it holds the catalog's lock, and a slow
+    # query, e.g. one that rebuilds a FAISS index, would hold up every other request of a server)
+    with rec.catalog.meta_read_once():
         return _similar_columns(rec, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
                                 exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
                                 tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db,

@@ -288,7 +288,8 @@ class TrackTable:
 
 class _Rows(dict):
     """``{track id: make(track id)}`` for some of a :class:`TrackTable`'s tracks, each value made
-    when it is first looked up (row dicts, tag vectors)."""
+    when it is first looked up (row dicts, tag vectors).  Look-ups (``[]``, ``get``, ``in``)
+    see every id; ``len``, iteration and ``items`` only the values made so far."""
 
     def __init__(self, table, ids, make):
         super().__init__()

@@ -10,11 +10,27 @@ gives the sentence a refusal should print.
 
 from __future__ import annotations
 
+import contextlib
+
 __all__ = ["IndexMeta"]
 
 
 class IndexMeta:
     """Mix-in over a database with ``get_meta`` (:class:`~._sqlite.SQLiteDatabase`)."""
+
+    @contextlib.contextmanager
+    def meta_read_once(self):
+        """Within the block, this thread reads each ``meta`` key (generation, tag names...) once
+        (:meth:`~._sqlite.SQLiteDatabase.get_meta` keeps the text, decoded afresh each call): a
+        query that asks for them ten times reads the database once.  No lock is held."""
+        local = self._meta_local
+        outer = getattr(local, "memo", None) is None
+        local.memo = {} if outer else local.memo
+        try:
+            yield self
+        finally:
+            if outer:
+                local.memo = None
 
     def get_meta(self, key, default=None):
         """The JSON-decoded ``meta`` value of ``key`` (or ``default``).

@@ -109,7 +109,7 @@ class SQLiteDatabase:
         self._lock_fd = None
         self._rlock = threading.RLock()
         self._depth = 0  # transaction nesting depth
-        self._meta_rows = None  # {key: stored JSON text} read in the current snapshot(), else None
+        self._meta_local = threading.local()  # .memo: {key: JSON text} inside meta_read_once()
         self._changed = False  # rows changed in the open transaction: bump 'generation'
         self._vectors_changed = False  # ... and 'vectors_generation'
         self.schema_version = self.SCHEMA_VERSION  # of the open file (older only for a reader)
@@ -481,9 +481,7 @@ class SQLiteDatabase:
 
         Inside the block, a writer's commits in another process are not
         visible (WAL snapshot isolation); every bulk read method already
-        runs in its own snapshot.  The block holds the catalog's lock, and
-        ``meta`` values (generation, tag names...) are read once in it: a
-        query that asks for them ten times reads the database once.
+        runs in its own snapshot.  The block holds the catalog's lock.
         """
         with self._rlock:
             conn = self._c()
@@ -491,17 +489,15 @@ class SQLiteDatabase:
                 yield self
                 return
             conn.execute("BEGIN")
-            self._meta_rows = {}
             try:
                 yield self
             finally:
-                self._meta_rows = None
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ meta
     def _put_meta(self, **items):
-        self._meta_rows = None if self._meta_rows is None else {}
+        getattr(self._meta_local, "memo", None) and self._meta_local.memo.clear()
         self._conn.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -510,14 +506,13 @@ class SQLiteDatabase:
 
     def get_meta(self, key, default=None):
         """Return the JSON-decoded ``meta`` value of ``key`` (or ``default``)."""
-        with self._rlock:
-            memo = self._meta_rows  # inside a snapshot(): each key read once (decoded afresh each call)
-            if memo is None or key not in memo:
-                rows = self._select("SELECT value FROM meta WHERE key=?", (key,))
-                if memo is None:
-                    return _decoded(self.path, key, rows[0][0] if rows else None, default)
-                memo[key] = rows[0][0] if rows else None
-            return _decoded(self.path, key, memo[key], default)
+        memo = getattr(self._meta_local, "memo", None)  # inside _meta.IndexMeta.meta_read_once(): read once
+        if memo is None or key not in memo:
+            rows = self._select("SELECT value FROM meta WHERE key=?", (key,))
+            if memo is None:
+                return _decoded(self.path, key, rows[0][0] if rows else None, default)
+            memo[key] = rows[0][0] if rows else None
+        return _decoded(self.path, key, memo[key], default)
 
     def meta(self) -> dict:
         """All ``meta`` items, JSON-decoded."""

@@ -51,9 +51,10 @@ _CHUNK = 4096
 #: ... and a flat or IVF index's: FAISS scores a batch of that size one query at a time, bit for
 #: bit as a single search (a larger batch goes through BLAS, whose sums round differently).
 _CHUNK_EXACT = 16
-#: A flat index's lists cost n^2 d multiply-adds (10k tracks x 400-d: 2.3 s on this machine's 2
-#: cores); above this many tracks they are not written (queries search, ~1-4 ms each).
-FLAT_LISTS_MAX_N = 20000
+#: A flat index's lists cost n^2 d multiply-adds, paid by every index run that changes the
+#: collection (10k tracks x 400-d: 2.3 s on this machine's 2 cores, 20k: 10 s); above this many
+#: tracks they are not written (queries search, ~1 ms each).
+FLAT_LISTS_MAX_N = 10000
 
 
 def neighbours_path(faiss_path) -> str:
@@ -109,6 +110,11 @@ class NeighbourLists:
             X = np.stack([index.reconstruct(int(t)) for t in ids[a:a + chunk]])
             S[a:a + len(X)], N[a:a + len(X)] = index.search(unit_rows(X), k)
         return cls(ids, N, S, meta)
+
+    def serves(self, index) -> bool:
+        """Whether these lists hold ``index``'s answers: built with its search parameters
+        (``ef_search`` of an HNSW index: tuning it changes what a search returns)."""
+        return index.kind != "hnsw" or index.params.get("ef_search") == self.meta.get("ef_search")
 
     def lookup(self, track_id: int, fetch: int):
         """``(scores (1, fetch), ids (1, fetch))`` of ``track_id``, as a search for ``fetch`` hits
@@ -169,7 +175,8 @@ def save_index(index, path, *, space: str, generation: int) -> None:
         return
     side = VectorIndex.read_sidecar(path)
     try:
-        NeighbourLists.build(index, meta={k: side.get(k) for k in ("generation", "faiss_sha256")}).save(lists_path)
+        meta = {k: side.get(k) for k in ("generation", "faiss_sha256")}
+        NeighbourLists.build(index, meta=dict(meta, ef_search=index.params.get("ef_search"))).save(lists_path)
     except (OSError, RecommenderError) as e:  # a search answers without them
         logger.warning("could not write the neighbour lists %s: %s", lists_path, e)
         _remove(lists_path)
