@@ -24,18 +24,23 @@ VECTOR_INDEX_TRACKS = 300
 def vector_index(tmp_path_factory):
     """An index of 300 tracks with random vectors around 10 centres (no audio), its FAISS files
     and neighbour lists written by ``rebuild_indexes``: for the search and server paths."""
+    root = tmp_path_factory.mktemp("vectors") / "idx"
+    root.mkdir()
+    return write_vector_index(root, VECTOR_INDEX_TRACKS)
+
+
+def write_vector_index(root, n):
+    """:func:`vector_index`'s catalog and indexes, of ``n`` tracks, in the folder ``root``."""
     from recommender import Recommender
     from recommender.store.catalog import Catalog
 
-    root = tmp_path_factory.mktemp("vectors") / "idx"
-    root.mkdir()
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(10, 200)).astype(np.float32)
     with Catalog(root / "catalog.sqlite", mode="c") as cat:
         cat.check_compatible(model_name="msd-musicnn", weights_sha256="0" * 64, dims={"embedding": 200, "tags": 5})
         cat.set_meta(tags=[f"t{i}" for i in range(5)])
         with cat.write_batch():
-            for i in range(VECTOR_INDEX_TRACKS):
+            for i in range(n):
                 cat.add_track({"path": f"/m/a{i % 7}/{i:04d}.ogg", "size": 10 + i, "mtime_ns": 1 + i,
                                "content_hash": f"{i // 2:032x}" if i < 20 else f"{i:032x}",
                                "artist": f"A{i % 7}", "album": f"B{i % 13}", "title": f"T{i}"},

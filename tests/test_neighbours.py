@@ -8,14 +8,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VECTOR_INDEX_TRACKS
+from conftest import VECTOR_INDEX_TRACKS, write_vector_index
 
 from recommender import Recommender
 from recommender._utils import unit_rows
 from recommender.errors import IndexFileError
 from recommender.recommend import query, view
 from recommender.store import spaces
-from recommender.store.catalog import Catalog
 from recommender.store.faiss_index import VectorIndex
 from recommender.store.neighbours import NeighbourLists, neighbours_path
 
@@ -99,18 +98,7 @@ def hnsw_index(tmp_path, monkeypatch):
     import recommender.store.faiss_index as fi
 
     monkeypatch.setattr(fi, "FLAT_MAX_N", 1)
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(10, 200)).astype(np.float32)
-    with Catalog(tmp_path / "catalog.sqlite", mode="c") as cat:
-        cat.check_compatible(model_name="msd-musicnn", weights_sha256="0" * 64, dims={"embedding": 200, "tags": 5})
-        cat.set_meta(tags=[f"t{i}" for i in range(5)])
-        with cat.write_batch():
-            for i in range(400):
-                cat.add_track({"path": f"/m/{i:04d}.ogg", "size": 10 + i, "mtime_ns": 1 + i,
-                               "content_hash": f"{i:032x}", "artist": f"A{i % 7}", "title": f"T{i}"},
-                              vectors={"embedding": centres[i % 10] + 0.7 * rng.normal(size=200).astype(np.float32),
-                                       "tags": rng.random(5).astype(np.float32)})
-        Recommender(tmp_path).rebuild_indexes(catalog=cat)
+    write_vector_index(tmp_path, 400)
     view.clear_cache()
     yield tmp_path
     view.clear_cache()
