@@ -10,10 +10,6 @@ without one the test skips and says so.
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -27,11 +23,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import serving  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +34,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_demo_collection(root / "music", per_style=2, duration_s=9.0)
     Recommender(root / "idx").update([root / "music"], progress=False)
-    port = _free_port()
-    log = open(root / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", str(root / "idx"),
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "api/info", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                proc.kill()
-                pytest.fail(f"recommender serve did not start: {log.read()}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serving(root / "idx", root / "serve.log", timeout_s=60) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

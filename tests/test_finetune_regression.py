@@ -11,21 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import SYNTH_SR, click_track
 from recommender.errors import ParameterError
 
-SR = 16000
-
-
-def click_track(bpm, seed, seconds=10.0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    y = 0.02 * np.sin(2 * np.pi * rng.uniform(80, 200) * np.arange(n) / SR)
-    period = 60.0 / bpm * SR
-    L = 200
-    click = np.exp(-np.arange(L) / 25.0) * np.sin(2 * np.pi * 1500 * np.arange(L) / SR)
-    for i, s in enumerate(np.arange(0.05 * SR, n - L, period).astype(int)):
-        y[s : s + L] += (0.9 if i % 4 == 0 else 0.6) * click
-    return (y / np.abs(y).max() * 0.8).astype(np.float32)
+SR = SYNTH_SR
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +24,7 @@ def tempo_df(tmp_path_factory):
     root = tmp_path_factory.mktemp("clicks")
     rows = []
     for i, b in enumerate(np.linspace(70, 170, 28)):
-        sf.write(root / f"c{i:02d}.wav", click_track(b, i), SR)
+        sf.write(root / f"c{i:02d}.wav", click_track(b, i, 10.0, hihat=False), SR)
         rows.append(f"c{i:02d}.wav,{b:.2f}")
     (root / "tempo.csv").write_text("path,tempo\n" + "\n".join(rows) + "\n")
     return split_regression(load_targets(root / "tempo.csv"), ["tempo"], test_size=0.3, validation_size=0.15,

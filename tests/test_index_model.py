@@ -15,17 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import SYNTH_SR, gain_track, write_mix_csv
 from recommender.errors import ParameterError
 
-SR = 16000
-
-
-def gain_track(gain_db, seed, seconds=6.0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 400) * t) + 0.3 * rng.normal(size=n) * (np.sin(2 * np.pi * 2 * t) > 0)
-    return (y / np.abs(y).max() * 0.9 * 10 ** (gain_db / 20)).astype(np.float32)
+SR = SYNTH_SR
 
 
 @pytest.fixture(scope="module")
@@ -177,22 +170,6 @@ def test_value_column_keeps_the_estimators_names():
 INSTRUMENTS = ("bass", "hats")
 
 
-def mixture(has, seed, seconds=6.0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    y = 0.002 * rng.normal(size=n)
-    if has[0]:
-        f = rng.uniform(40, 90, size=int(seconds * 2) + 1)[(t * 2).astype(int)]
-        y += 0.5 * np.sin(2 * np.pi * np.cumsum(f) / SR)
-    if has[1]:
-        step = int(SR * rng.uniform(0.18, 0.26))
-        for s in range(0, n - 800, step):
-            b = rng.normal(size=800) * np.exp(-np.arange(800) / 120.0)
-            y[s : s + 800] += 0.35 * np.diff(b, prepend=0)
-    return (0.8 * y / np.abs(y).max()).astype(np.float32)
-
-
 def test_multilabel_model_tags_are_thresholded(tmp_path, capsys):
     from recommender import Recommender
     from recommender.learn._targets import load_targets, split_multilabel
@@ -200,14 +177,7 @@ def test_multilabel_model_tags_are_thresholded(tmp_path, capsys):
 
     music = tmp_path / "music"
     music.mkdir()
-    combos = [(1, 0), (0, 1), (1, 1)]
-    rows = []
-    for r in range(5):
-        for ci, c in enumerate(combos):
-            name = f"m{r}{ci}.wav"
-            sf.write(music / name, mixture(c, 10 * r + ci), SR)
-            rows.append(name + "," + ";".join(i for i, h in zip(INSTRUMENTS, c) if h))
-    (music / "mix.csv").write_text("path,labels\n" + "\n".join(rows) + "\n")
+    write_mix_csv(music, INSTRUMENTS, [(1, 0), (0, 1), (1, 1)], rounds=5)
     df = split_multilabel(load_targets(music / "mix.csv"), list(INSTRUMENTS), test_size=0.3, validation_size=0.2,
                           random_state=0)
     clf = MultiLabelClassifier("head", patches_per_track=3).fit(df)

@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from conftest import write_mix_csv  # noqa: E402
 from recommender.errors import DatasetError
 from recommender.learn._targets import (
     balanced_group_folds,
@@ -26,45 +26,13 @@ from recommender.learn._targets import (
     split_multilabel,
 )
 
-SR = 16000
 INSTRUMENTS = ("bass", "hats", "kick")
 COMBOS = [c for c in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))]
 
 
-def mixture(has, seed, seconds=6.0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    y = 0.002 * rng.normal(size=n)
-    if has[0]:  # sine bass: notes of 40-90 Hz, 0.5 s each
-        f = rng.uniform(40, 90, size=int(seconds * 2) + 1)[(t * 2).astype(int)]
-        y += 0.5 * np.sin(2 * np.pi * np.cumsum(f) / SR)
-    if has[1]:  # noise hats: high-passed noise bursts on eighth notes
-        step = int(SR * rng.uniform(0.18, 0.26))
-        for s in range(0, n - 800, step):
-            b = rng.normal(size=800) * np.exp(-np.arange(800) / 120.0)
-            y[s : s + 800] += 0.35 * np.diff(b, prepend=0)
-    if has[2]:  # click kick: a decaying 55-Hz thump with a click on quarter notes
-        step = int(SR * rng.uniform(0.45, 0.6))
-        k = np.arange(2400)
-        kick = np.sin(2 * np.pi * (55 + 90 * np.exp(-k / 300.0)) * k / SR) * np.exp(-k / 700.0)
-        kick[:40] += np.sign(rng.normal(size=40)) * 0.8
-        for s in range(0, n - 2400, step):
-            y[s : s + 2400] += 0.7 * kick
-    return (0.8 * y / np.abs(y).max()).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def mix_csv(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mixes")
-    rows = []
-    for r in range(4):
-        for ci, c in enumerate(COMBOS):
-            name = f"m{r}{ci}.wav"
-            sf.write(root / name, mixture(c, 10 * r + ci), SR)
-            rows.append(name + "," + ";".join(i for i, h in zip(INSTRUMENTS, c) if h))
-    (root / "mix.csv").write_text("path,labels\n" + "\n".join(rows) + "\n")
-    return root / "mix.csv"
+    return write_mix_csv(tmp_path_factory.mktemp("mixes"), INSTRUMENTS, COMBOS, rounds=4)
 
 
 def _csv(tmp_path, text, name="t.csv"):

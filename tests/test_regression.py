@@ -16,34 +16,11 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from conftest import SYNTH_SR, click_track, gain_track  # noqa: E402
 from recommender.errors import DatasetError, ParameterError
 from recommender.learn._targets import detect_task, load_targets, split_regression
 
-SR = 16000
-
-
-def click_track(bpm, seed, seconds=12.0):
-    """Clicks on every beat (accented every 4th), a soft hi-hat between beats, a quiet drone."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    y = 0.02 * np.sin(2 * np.pi * rng.uniform(80, 200) * np.arange(n) / SR)
-    period = 60.0 / bpm * SR
-    L = 200
-    click = np.exp(-np.arange(L) / 25.0) * np.sin(2 * np.pi * 1500 * np.arange(L) / SR)
-    for i, s in enumerate(np.arange(0.05 * SR, n - L, period).astype(int)):
-        y[s : s + L] += (0.9 if i % 4 == 0 else 0.6) * click
-        h = int(s + period / 2)
-        if h + 120 < n:
-            y[h : h + 120] += 0.08 * rng.normal(size=120) * np.exp(-np.arange(120) / 20.0)
-    return (y / np.abs(y).max() * 0.8).astype(np.float32)
-
-
-def gain_track(gain_db, seed, seconds=6.0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    y = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 400) * t) + 0.3 * rng.normal(size=n) * (np.sin(2 * np.pi * 2 * t) > 0)
-    return (y / np.abs(y).max() * 0.9 * 10 ** (gain_db / 20)).astype(np.float32)
+SR = SYNTH_SR
 
 
 @pytest.fixture(scope="module")

@@ -126,11 +126,8 @@ def test_cue_and_whole_files_are_checked_by_one_rule(cue_index):
 def test_cue_track_plays_its_part_in_the_browser(cue_index, tmp_path):
     """The page plays a cue track from its start and stops at its end (Debian's chromium, headless)."""
     import shutil
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+
+    from conftest import serving
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -142,73 +139,56 @@ def test_cue_track_plays_its_part_in_the_browser(cue_index, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     idx, album, single, ids = cue_index
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", idx, "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
               "--autoplay-policy=no-user-gesture-required"):
         opts.add_argument(a)
-    drv = None
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "api/info", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read()
-                time.sleep(0.2)
-        drv = webdriver.Chrome(service=Service(driver), options=opts)
-        drv.get(url)
-        WebDriverWait(drv, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
-        box = drv.find_element(By.ID, "search")
-        box.clear()
-        box.send_keys("Part Two")
-        drv.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
-        WebDriverWait(drv, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#search-results li")) == 1)
-        drv.find_elements(By.CSS_SELECTOR, "#search-results li")[0].click()
-        WebDriverWait(drv, 30).until(lambda d: d.find_element(By.ID, "track-title").text == "Part Two")
-        src = drv.execute_script("return document.getElementById('audio').src")
-        assert src.endswith(f"/api/tracks/{ids['two']}/audio#t=1.5,3")
-        # plays from 1.5 s and stops at 3 s (the file goes on to 4.5 s: the stop is the player's)
-        got = drv.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            const a = document.getElementById('audio');
-            a.muted = true;
-            let first = null;
-            a.addEventListener('timeupdate', () => { if (first === null && a.currentTime > 0) first = a.currentTime; });
-            a.addEventListener('pause', () => done([first, a.currentTime, a.ended]));
-            a.addEventListener('error', () => done('error ' + (a.error && a.error.code)));
-            a.play().catch((e) => done('play failed: ' + e));
-        """)
-        assert isinstance(got, list), got
-        first, stopped, ended = got
-        assert 1.5 <= first < 2.5 and 2.9 <= stopped <= 3.05 and not ended, got
-        # stopped at the end, the player does not keep seeking; one play() restarts the part
-        # (it used to stop again at once: play -> playing -> timeupdate -> pause, issue #19)
-        again = drv.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            const a = document.getElementById('audio');
-            let seeks = 0;
-            a.addEventListener('seeking', () => { seeks += 1; });
-            setTimeout(() => {
-                const idle = seeks;
+    with serving(idx, tmp_path / "serve.log", timeout_s=60) as (url, _):
+        drv = None
+        try:
+            drv = webdriver.Chrome(service=Service(driver), options=opts)
+            drv.get(url)
+            WebDriverWait(drv, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+            box = drv.find_element(By.ID, "search")
+            box.clear()
+            box.send_keys("Part Two")
+            drv.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
+            WebDriverWait(drv, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#search-results li")) == 1)
+            drv.find_elements(By.CSS_SELECTOR, "#search-results li")[0].click()
+            WebDriverWait(drv, 30).until(lambda d: d.find_element(By.ID, "track-title").text == "Part Two")
+            src = drv.execute_script("return document.getElementById('audio').src")
+            assert src.endswith(f"/api/tracks/{ids['two']}/audio#t=1.5,3")
+            # plays from 1.5 s and stops at 3 s (the file goes on to 4.5 s: the stop is the player's)
+            got = drv.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                const a = document.getElementById('audio');
+                a.muted = true;
+                let first = null;
+                a.addEventListener('timeupdate', () => { if (first === null && a.currentTime > 0) first = a.currentTime; });
+                a.addEventListener('pause', () => done([first, a.currentTime, a.ended]));
+                a.addEventListener('error', () => done('error ' + (a.error && a.error.code)));
                 a.play().catch((e) => done('play failed: ' + e));
-                setTimeout(() => done([idle, a.paused, a.currentTime]), 800);
-            }, 500);
-        """)
-        assert isinstance(again, list), again
-        idle, paused, now = again
-        assert idle <= 1 and not paused and 1.5 <= now < 2.9, again
-    finally:
-        if drv is not None:
-            drv.quit()
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+            """)
+            assert isinstance(got, list), got
+            first, stopped, ended = got
+            assert 1.5 <= first < 2.5 and 2.9 <= stopped <= 3.05 and not ended, got
+            # stopped at the end, the player does not keep seeking; one play() restarts the part
+            # (it used to stop again at once: play -> playing -> timeupdate -> pause, issue #19)
+            again = drv.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                const a = document.getElementById('audio');
+                let seeks = 0;
+                a.addEventListener('seeking', () => { seeks += 1; });
+                setTimeout(() => {
+                    const idle = seeks;
+                    a.play().catch((e) => done('play failed: ' + e));
+                    setTimeout(() => done([idle, a.paused, a.currentTime]), 800);
+                }, 500);
+            """)
+            assert isinstance(again, list), again
+            idle, paused, now = again
+            assert idle <= 1 and not paused and 1.5 <= now < 2.9, again
+        finally:
+            if drv is not None:
+                drv.quit()

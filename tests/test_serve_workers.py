@@ -2,14 +2,10 @@
 the same answers as the library; ``/similar`` runs on the event loop only for plain searches."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
-from conftest import VECTOR_INDEX_TRACKS
+from conftest import VECTOR_INDEX_TRACKS, serving
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -33,22 +29,8 @@ def _get(url):
 
 
 def test_two_workers_answer_like_the_library(index, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", str(index), "--port", str(port),
-                             "--workers", "2"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                _get(base + "/api/info")
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (log.seek(0), log.read())
-                time.sleep(0.3)
+    with serving(index, tmp_path / "serve.log", "--workers", "2") as (url, log):
+        base = url.rstrip("/")
         with Recommender(index) as rec:
             for tid in (1, 17, 60, 300):
                 status, rows = _get(f"{base}/api/tracks/{tid}/similar?k=7")
@@ -65,12 +47,6 @@ def test_two_workers_answer_like_the_library(index, tmp_path):
         log.seek(0)
         text = log.read()
         assert "2 worker processes" in text, text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_workers_must_be_positive_and_the_index_must_exist(index, capsys, tmp_path):
