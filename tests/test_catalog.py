@@ -564,3 +564,36 @@ def test_meta_read_once_reads_each_key_once_per_thread(tmp_path):
         cat.get_meta("note")
         cat.get_meta("note")
         assert len(seen) == 5  # outside the block every call reads
+
+
+def test_meta_read_once_blocks_share_reads_until_a_write(tmp_path):
+    """(#19) successive blocks read the meta table once while nothing writes the database:
+    another connection's commit (PRAGMA data_version) or this connection's own write (which
+    data_version does not see) makes the next block read again; a transaction reads afresh."""
+    from recommender.store.catalog import Catalog
+
+    def read(cat, key="note"):
+        with cat.meta_read_once():
+            return cat.get_meta(key), cat.get_meta(key)
+
+    path = tmp_path / "c.sqlite"
+    with Catalog(path, mode="c") as writer:
+        writer.set_meta(note="a", names=["x"])
+        with Catalog(path, mode="r") as cat:  # a server's read-only connection
+            seen = []
+            cat._conn.set_trace_callback(lambda sql: seen.append(sql) if "FROM meta" in sql else None)
+            assert read(cat) == ("a", "a") and len(seen) == 1
+            assert read(cat) == ("a", "a") and len(seen) == 1  # the next block: no read of meta
+            read(cat, "names")[0].append("changed")  # lists are decoded afresh for each caller
+            assert read(cat, "names") == (["x"], ["x"])
+            writer.set_meta(note="other write")  # another connection commits
+            n = len(seen)
+            assert read(cat) == ("other write", "other write") and len(seen) == n + 1
+            with cat.snapshot():  # inside a transaction: its own view, read afresh
+                assert read(cat) == ("other write", "other write") and len(seen) == n + 2
+            assert read(cat, "missing") == (None, None)
+            with cat.meta_read_once():
+                assert cat.get_meta("missing", 5) == 5 and cat.get_meta("missing") is None
+        assert read(writer) == ("other write", "other write")
+        writer.set_meta(note="own write")  # this connection: data_version unchanged, memo dropped
+        assert read(writer) == ("own write", "own write")

@@ -223,3 +223,26 @@ def test_without_fingerprints_the_embedding_rule_applies(coll, monkeypatch):
         assert not set(radio["id"]) & group
     finally:
         view.clear_cache()
+
+
+def test_fingerprint_store_reads_only_tracks_that_have_one(coll, tmp_path):
+    """(#19) the per-generation fingerprint store knows which tracks have a fingerprint (one read
+    of their ids) and reads only those: a track without one costs no query."""
+    import numpy as np
+
+    from recommender.recommend import recordings
+    from recommender.store.catalog import Catalog
+
+    rec, ids, _, _ = coll
+    stored = rec.catalog.fingerprints(ids=[ids["rock2.flac"]])[ids["rock2.flac"]]
+    with Catalog(tmp_path / "c.sqlite", mode="c") as cat:
+        cat.check_compatible(model_name="m", weights_sha256="0" * 64, dims={"embedding": 4})
+        t = [cat.add_track({"path": f"/m/{i}.ogg", "size": 1, "mtime_ns": 1, "content_hash": f"{i:032x}"},
+                           vectors={"embedding": np.ones(4, np.float32)}) for i in range(3)]
+        cat.set_fingerprint(t[1], *stored)
+        asked = []
+        read = cat.fingerprints
+        cat.fingerprints = lambda ids=None: (asked.append(None if ids is None else list(ids)), read(ids))[1]
+        got = recordings._FingerprintStore(cat).get(t)
+    assert asked == [[t[1]]]
+    assert got[t[0]] is None and got[t[2]] is None and len(got[t[1]]) > 100

@@ -504,6 +504,33 @@ def test_a_non_utf8_file_name_is_served(tmp_path):
         assert cl.get(f"/api/tracks/{odd}/audio", headers={"Range": "bytes=0-3"}).content == b"RIFF"
 
 
+def test_json_bytes_writes_what_json_text_writes():
+    """(#19) orjson writes the API's JSON; the values are json_text's (NaN/inf as null, NumPy
+    and pandas values cleaned, dataclasses and datetimes as ``str``), and what orjson refuses
+    (a lone surrogate, an integer beyond 64 bits) is written by json_text."""
+    import dataclasses
+    import datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from recommender.serve.responses import json_bytes, json_text
+
+    @dataclasses.dataclass
+    class D:
+        x: int = 1
+
+    odd = {"nan": float("nan"), "inf": np.float32("inf"), "f32": np.float32(0.1), "i": np.int64(3),
+           "b": np.bool_(True), "na": pd.NA, "nat": pd.NaT, "arr": np.arange(3), "t": (1, 2.5),
+           "when": datetime.datetime(2026, 1, 2, 3, 4, 5), "ts": pd.Timestamp("2026-01-02"), "dc": D(),
+           7: "int key", "nested": [{"v": np.float64("nan")}], "s": "é ✓"}
+    assert json.loads(json_bytes(odd)) == json.loads(json_text(odd))
+    assert json.loads(json_bytes(odd))["nan"] is None and json.loads(json_bytes(odd))["when"] == "2026-01-02 03:04:05"
+    for refused in ({"path": "/m/Band \udc96 Song.wav"}, {"big": 2 ** 70}):
+        assert json_bytes(refused) == json_text(refused).encode("utf-8")
+    assert b"\\udc96" in json_bytes({"path": "\udc96"})
+
+
 # ------------------------------------------------------------------ classify uploads
 def _uploads():
     return {d for d in os.listdir(tempfile.gettempdir()) if d.startswith("recommender-upload-")}

@@ -65,7 +65,7 @@ def _both(rec, query, **kw):
     return cold, warm
 
 
-@pytest.mark.parametrize("kw", [
+KWS = [
     {},
     {"k": 25, "space": "embedding"},
     {"k": 7, "space": "tags"},
@@ -77,7 +77,10 @@ def _both(rec, query, **kw):
     {"key": "D", "k": 5},
     {"key": "E minor", "min_loudness_db": -15.0},
     {"exclusions": {"paths": ["/m/Artist 1*"]}},
-])
+]
+
+
+@pytest.mark.parametrize("kw", KWS)
 def test_table_answers_like_sqlite(index, kw):
     with Recommender(index[0]) as rec:
         for q in (1, 2, 7, 34, 150, 399):
@@ -149,3 +152,21 @@ def test_view_cache_drops_older_generations():
     assert cache.get(a, ("x",), None) is None
     Cat.generation = 1
     assert cache.get(b, ("x",), None) == 2
+
+
+@pytest.mark.parametrize("kw", KWS)
+def test_server_columns_answer_like_the_frame(index, kw):
+    """(#19) what ``/similar`` writes (descriptor columns as lists, orjson) is the JSON of the
+    frame ``similar`` returns (written by :mod:`json` after cleaning), missing values included."""
+    from recommender.recommend import query
+    from recommender.serve.api import SIMILAR_KEYS, _rows
+    from recommender.serve.responses import json_bytes, json_text
+
+    with Recommender(index[0]) as rec:
+        view.track_table(rec)
+        for q in (1, 2, 7, 11, 34, 150, 399):
+            df = rec.similar(q, **kw)
+            cols = query.similar_columns(rec, q, as_lists=True, **kw)
+            keys = SIMILAR_KEYS + tuple(c for c in df.columns if c not in SIMILAR_KEYS)
+            assert list(cols) == list(df.columns)
+            assert json.loads(json_bytes(_rows(cols, keys))) == json.loads(json_text(_rows(df, keys)))

@@ -142,7 +142,7 @@ class Candidates(NamedTuple):
         """
         cand = [i for i in ids[0].tolist() if i >= 0]  # Python ints and floats (tolist: one call)
         score_of = {i: s for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0}
-        if table is not None and all(i in table.row_of for i in cand):
+        if table is not None and all(map(table.row_of.__contains__, cand)):
             return cls(cand, score_of, table.rows(cand), table.tag_vectors(cand), table.descriptors)
         rows = catalog.track_rows(cand)
         tids, TT = catalog.vectors("tags", ids=cand) if cand else (np.zeros(0, np.int64), None)
@@ -204,7 +204,10 @@ def resolve_query(rec, query, space, *, table=None) -> Query:
         row = table.row(tid) if held else cat.track(tid)  # the table's columns are what filters read
         tv = table.tag_vectors([tid]).get(tid) if table is not None and tid in table.row_of else None
         T = [tv] if tv is not None else cat.vectors("tags", ids=[tid])[1]
-        return Query(rec.vector(tid, space=space), tid, T[0], row.get("content_hash"), row,
+        # a held track is indexed: its similarity vector is read from the FAISS index without
+        # looking the id up in the catalog again (what Recommender.vector does after resolving)
+        v = rec.faiss_index(space).reconstruct(tid) if held and space == "similarity" else rec.vector(tid, space=space)
+        return Query(v, tid, T[0], row.get("content_hash"), row,
                      SameRecording(rec, track_id=tid, content_hash=row.get("content_hash") or ""))
     p = os.path.abspath(os.path.expanduser(os.fspath(query)))
     if not os.path.exists(p):
@@ -292,7 +295,7 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     for n, i in enumerate(cands.ids):
         if q.recording is not None and n >= judged:  # same recording? judged k + 8 candidates at a time
             chunk = cands.ids[n:n + k + 8]
-            own |= q.recording.matches(chunk, hashes={c: cands.rows[c].get("content_hash") for c in chunk})
+            own |= q.recording.matches(chunk, hashes=_content_hashes(cands.rows, chunk))
             judged = n + len(chunk)
         if i == q.track_id or i in own or i in f.excluded:
             continue
@@ -327,6 +330,13 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     return rows
 
 
+def _content_hashes(rows, ids) -> dict:
+    """``{id: content hash}`` of candidate ``ids`` (``rows`` of :class:`Candidates`; a track
+    table's rows are read by column, without making their row dicts)."""
+    table = getattr(rows, "table", None)
+    return table.field(ids, "content_hash") if table is not None else {i: rows[i].get("content_hash") for i in ids}
+
+
 def _ties_by_path(rows) -> list:
     """``rows`` with each run of exactly equal scores ordered by path (byte-identical copies
     score the same; FAISS would order them by track id, which depends on indexing order):
@@ -335,6 +345,8 @@ def _ties_by_path(rows) -> list:
     path = RESULT_COLUMNS.index("path")
     out, i = [], 0
     rows = list(rows)
+    if len({_score(r, pos) for r in rows}) == len(rows):  # no two equal: nothing to order
+        return rows
     while i < len(rows):
         j = i + 1
         while j < len(rows) and _score(rows[j], pos) == _score(rows[i], pos):
@@ -352,7 +364,7 @@ def _score(row, i):
     return _field(row, i, "score")
 
 
-def to_columns(rows, descriptors=None, *, extra=(), table=None) -> dict:
+def to_columns(rows, descriptors=None, *, extra=(), table=None, as_lists: bool = False) -> dict:
     """Result rows as the columns of the frame ``similar`` returns (no pandas frame built).
 
     Returns
@@ -364,12 +376,14 @@ def to_columns(rows, descriptors=None, *, extra=(), table=None) -> dict:
         descriptors.  Runs of equal scores are ordered by path (``_ties_by_path``).
         ``pd.DataFrame(columns)`` is :func:`to_frame`; a server serialises the lists as they are.
         With ``table`` (:class:`~recommender.recommend.view.TrackTable`) whose ``descriptors``
-        these are, values are looked up by dict (the same arrays).
+        these are, values are looked up by dict (the same arrays; ``as_lists``: as lists of
+        Python values, NaN where a result has none, for a JSON writer).
     """
     rows = _ties_by_path(rows)
     data = {"rank": np.arange(1, len(rows) + 1)}
+    dicts = all(isinstance(r, dict) for r in rows)
     for j, c in enumerate(RESULT_COLUMNS):
-        data[c] = [_field(r, j, c) for r in rows]
+        data[c] = [r[c] for r in rows] if dicts else [_field(r, j, c) for r in rows]
     if rows and descriptors is not None:
         if table is not None and descriptors is table.descriptors:  # looked up by dict
             at, found = None, any(i in table.descriptor_row for i in data["id"])
@@ -379,7 +393,7 @@ def to_columns(rows, descriptors=None, *, extra=(), table=None) -> dict:
         if found:
             for col in dict.fromkeys(("tempo_bpm", "key", "mode", *extra)):
                 if col in descriptors.columns:  # as Series.map: missing ids get the column's NA
-                    data[col] = (table.descriptor_values(data["id"], col) if at is None
+                    data[col] = (table.descriptor_values(data["id"], col, as_list=as_lists) if at is None
                                  else descriptors[col].array.take(at, allow_fill=True))
     return data
 
@@ -479,11 +493,13 @@ def _tag_column(tag, tag_names, no_tags=None):
 
 def similar_columns(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False,
                     exclude_same_album=False, max_per_artist=None, tag=None, tempo_range=None, key=None,
-                    min_loudness_db=None, exclusions=None, where=None) -> dict:
+                    min_loudness_db=None, exclusions=None, where=None, as_lists=False) -> dict:
     """The search of :func:`similar` without its frame: the result columns of :func:`to_columns`.
 
     What a server serialises (a pandas frame of 10 rows costs more than the search); ``similar``
-    is ``pd.DataFrame`` of it, then ``sort`` and ``explain``.  Parameters and errors: :func:`similar`.
+    is ``pd.DataFrame`` of it, then ``sort`` and ``explain``.  ``as_lists``: descriptor columns
+    read from the track table come as lists of Python values (:func:`to_columns`), for a JSON
+    writer.  Parameters and errors: :func:`similar`.
     """
     # meta values read once (not in one catalog snapshot: it holds the catalog's lock, and a slow
     # query, e.g. one that rebuilds a FAISS index, would hold up every other request of a server)
@@ -491,11 +507,11 @@ def similar_columns(rec, query, k=10, *, space=None, hubness=None, exclude_same_
         return _similar_columns(rec, query, k, space=space, hubness=hubness, exclude_same_artist=exclude_same_artist,
                                 exclude_same_album=exclude_same_album, max_per_artist=max_per_artist, tag=tag,
                                 tempo_range=tempo_range, key=key, min_loudness_db=min_loudness_db,
-                                exclusions=exclusions, where=where)
+                                exclusions=exclusions, where=where, as_lists=as_lists)
 
 
 def _similar_columns(rec, query, k, *, space, hubness, exclude_same_artist, exclude_same_album, max_per_artist, tag,
-                     tempo_range, key, min_loudness_db, exclusions, where) -> dict:
+                     tempo_range, key, min_loudness_db, exclusions, where, as_lists=False) -> dict:
     from .exclusions import excluded_ids
 
     space, hubness = _check_args(query, k, space, hubness, max_per_artist)
@@ -528,7 +544,7 @@ def _similar_columns(rec, query, k, *, space, hubness, exclude_same_artist, excl
         if len(rows) >= k or fetch >= n:
             break
         fetch = min(n, fetch * 4)
-    return to_columns(rows, cands.descriptors, extra=[c.name for c in conds], table=table)
+    return to_columns(rows, cands.descriptors, extra=[c.name for c in conds], table=table, as_lists=as_lists)
 
 
 def similar(rec, query, k=10, *, space=None, hubness=None, exclude_same_artist=False, exclude_same_album=False,

@@ -150,12 +150,21 @@ class _FingerprintStore:
         self.uniq: dict = {}
         self.complete = False
         self._lock = threading.Lock()
+        self._held = None  # ids with a stored fingerprint (None: not read yet)
 
     def get(self, ids) -> dict:
-        """``{id: Fingerprint or None}`` for ``ids``."""
+        """``{id: Fingerprint or None}`` for ``ids`` (only tracks that have one are read)."""
         ids = [int(i) for i in ids]
         with self._lock:
             missing = [] if self.complete else [i for i in ids if i not in self.fps]
+        if missing and hasattr(self.catalog, "fingerprint_ids"):
+            if self._held is None:
+                self._held = self.catalog.fingerprint_ids()  # one read of the ids, once per generation
+            with self._lock:
+                for i in missing:
+                    if i not in self._held:
+                        self.fps[i] = None
+            missing = [i for i in missing if i in self._held]
         if missing:
             got = _read_fingerprints(self.catalog, missing)
             with self._lock:

@@ -252,6 +252,8 @@ class TrackTable:
         self.descriptors = descriptor_frame([(i, *d[i], None) for i in sorted(d)])
         self.descriptor_row = {int(t): j for j, t in enumerate(self.descriptors.index.tolist())}
         self._descriptor_arrays = {c: self.descriptors[c].array for c in self.descriptors.columns}
+        self._descriptor_lists: dict = {}
+        self._all_tagged = bool(self.has_tags.all())
 
     def __len__(self):
         return len(self.ids)
@@ -272,17 +274,32 @@ class TrackTable:
             d[c] = self.columns[c][j]
         return d
 
-    def descriptor_values(self, ids, name: str):
+    def descriptor_values(self, ids, name: str, *, as_list: bool = False):
         """Column ``name`` of :attr:`descriptors` at ``ids`` (NA where a track has none): the
-        array ``descriptors[name].array.take(rows, allow_fill=True)`` gives, looked up by dict."""
+        array ``descriptors[name].array.take(rows, allow_fill=True)`` gives, looked up by dict.
+        ``as_list``: the same values as a list of Python values (NaN where a track has none;
+        what a JSON writer needs, without building an array)."""
+        if as_list:
+            values = self._descriptor_lists.get(name)
+            if values is None:  # the column as Python values, made when first asked for
+                values = self._descriptor_lists[name] = self._descriptor_arrays[name].tolist()
+            row = self.descriptor_row
+            return [values[row[i]] if i in row else math.nan for i in ids]
         at = [self.descriptor_row.get(i, -1) for i in ids]
         return self._descriptor_arrays[name].take(at, allow_fill=True)
+
+    def field(self, ids, name: str) -> dict:
+        """``{id: value of column name}`` (a :data:`COLUMNS` name) of held ``ids``, without making row dicts."""
+        col, row_of = self.columns[name], self.row_of
+        return {i: col[row_of[i]] for i in ids}
 
     def tag_vectors(self, ids) -> dict:
         """``{id: tag vector (n_tags,)}`` of the ``ids`` that have one (each looked up when first read)."""
         if self.tags is None:
             return {}
-        return _Rows(self, [i for i in ids if self.has_tags[self.row_of[i]]], lambda i: self.tags[self.row_of[i]])
+        if not self._all_tagged:
+            ids = [i for i in ids if self.has_tags[self.row_of[i]]]
+        return _Rows(self, ids, lambda i: self.tags[self.row_of[i]])
 
 
 
@@ -294,6 +311,7 @@ class _Rows(dict):
     def __init__(self, table, ids, make):
         super().__init__()
         self._ids, self._make = frozenset(ids), make
+        self.table = table
 
     def __missing__(self, track_id):
         if track_id not in self._ids:

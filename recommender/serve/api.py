@@ -183,12 +183,10 @@ def _rows(table, keys):
     cols = [k for k in keys if k in table]  # a frame's columns, or a dict's keys
     values = [_list(table[k]) for k in cols]  # Python values, column by column (to_dict row by row is slower)
     scores = _list(table["score"]) if "score" in table else None
-    out = []
-    for j in range(len(values[0]) if values else 0):
-        row = {k: clean(v[j]) for k, v in zip(cols, values)}
-        if scores is not None:
-            row["similarity"] = to_similarity(clean(scores[j]))
-        out.append(row)
+    out = [dict(zip(cols, row)) for row in zip(*values)]  # not cleaned: json_bytes writes NaN, NA, NumPy values
+    if scores is not None:
+        for row, score in zip(out, scores):
+            row["similarity"] = to_similarity(clean(score))
     return out
 
 
@@ -370,14 +368,14 @@ def _similar_response(rec, tid: int, search: dict, order, explain: bool):
     from ..recommend import query
 
     if order is None and not explain:
-        table = query.similar_columns(rec, tid, **search)  # the same rows, without a frame
+        table = query.similar_columns(rec, tid, as_lists=True, **search)  # the same rows, without a frame
     else:
         table = rec.similar(tid, explain=explain, **search)
         if order is not None:  # as `recommender similar --sort` does it, after the search
             table = query.sort_results(rec, table, order)
     # every column, as --json prints it (the sort and `where` descriptors included)
     keys = SIMILAR_KEYS + tuple(c for c in table if c not in SIMILAR_KEYS)
-    return json_response(_rows(table, keys), cleaned=True)
+    return json_response(_rows(table, keys))
 
 
 def radio(request: Request):

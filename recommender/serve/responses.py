@@ -6,12 +6,13 @@ import json
 import math
 
 import numpy as np
+import orjson
 import pandas as pd
 from starlette.responses import Response
 
 from .._utils import escape_surrogates
 
-__all__ = ["HTTPError", "clean", "json_text", "json_response", "error_response"]
+__all__ = ["HTTPError", "clean", "json_bytes", "json_text", "json_response", "error_response"]
 
 
 class HTTPError(Exception):
@@ -58,11 +59,33 @@ def json_text(obj, *, cleaned: bool = False) -> str:
     return escape_surrogates(s)
 
 
+#: What orjson hands to :func:`clean` instead of writing its own way (a dataclass, datetime or
+#: subclass of a JSON type is written as ``clean`` makes it, as with :mod:`json`).
+_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def json_bytes(obj, *, cleaned: bool = False) -> bytes:
+    """:func:`json_text` as UTF-8 bytes, written by orjson (~10x faster than :mod:`json` on a
+    page of result rows) when it can.
+
+    orjson writes NaN and infinities as ``null`` and hands every value it has no JSON type for
+    (NumPy scalars and arrays, ``pd.NA``, ...) to :func:`clean`, so ``obj`` needs no cleaning
+    first; the values are those :func:`json_text` writes (a float may be spelt differently:
+    ``1e-5`` for ``1e-05``).  Text that is not valid UTF-8 (a lone surrogate from a file name)
+    or an integer beyond 64 bits makes orjson refuse: then :func:`json_text` writes it.
+    """
+    try:
+        return orjson.dumps(obj, default=clean, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json_text(obj, cleaned=cleaned).encode("utf-8")
+
+
 def json_response(obj, status: int = 200, headers=None, *, cleaned: bool = False) -> Response:
-    """``obj`` as compact UTF-8 JSON (see :func:`json_text`; ``cleaned``: ``obj`` already went
+    """``obj`` as compact UTF-8 JSON (:func:`json_bytes`; ``cleaned``: ``obj`` already went
     through :func:`clean`)."""
-    body = json_text(obj, cleaned=cleaned)
-    return Response(body.encode("utf-8"), status_code=status, media_type="application/json", headers=headers)
+    return Response(json_bytes(obj, cleaned=cleaned), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 def error_response(status: int, message: str) -> Response:

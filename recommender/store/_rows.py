@@ -404,6 +404,12 @@ class _TrackRows:
             )
             self._changed = True
 
+    def fingerprint_ids(self) -> set:
+        """Ids of the tracks that have a stored fingerprint (empty for a schema-1 catalog)."""
+        if self.schema_version < 2:
+            return set()
+        return {int(r[0]) for r in self._select("SELECT track_id FROM fingerprints")}
+
     def fingerprints(self, ids=None) -> dict:
         """Stored fingerprints: ``{track_id: (data, duration_s)}``.
 
