@@ -62,7 +62,7 @@ def test_workers_must_be_positive_and_the_index_must_exist(index, capsys, tmp_pa
 def test_app_from_env(index, monkeypatch):
     from recommender.errors import ParameterError
 
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv(CONFIG_ENV, "")  # main() sets it for the workers: restored after the test
     with pytest.raises(ParameterError, match=CONFIG_ENV):
         app_from_env()
     monkeypatch.setenv(CONFIG_ENV, "[1, 2]")
@@ -71,3 +71,46 @@ def test_app_from_env(index, monkeypatch):
     monkeypatch.setenv(CONFIG_ENV, '{"index_dir": "%s", "max_upload_mb": 5}' % os.fspath(index))
     app = app_from_env()
     assert len(app.state.index.rec) == N and app.state.max_upload_bytes == 5 * 1024 * 1024
+
+
+def test_connections_are_spread_over_the_workers(index, tmp_path):
+    """(#19) 40 clients connecting at once are served by both workers (a socket per worker,
+    SO_REUSEPORT): with uvicorn's one shared socket, the first worker to wake took them all."""
+    psutil = pytest.importorskip("psutil")
+    import http.client
+
+    with serving(index, tmp_path / "serve.log", "--workers", "2") as (url, log):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=20) for _ in range(40)]
+        for c in conns:  # every connection made before any request (they wait in the kernel's queues)
+            c.connect()
+        for c in conns:
+            c.request("GET", "/api/tracks/1/similar?k=3")
+        for c in conns:
+            r = c.getresponse()
+            assert r.status == 200, r.read()
+            r.read()
+        server = next(p for p in psutil.Process().children() if str(port) in " ".join(p.cmdline()))
+        held = [sum(1 for k in w.net_connections("tcp") if k.status == psutil.CONN_ESTABLISHED and k.laddr.port == port)
+                for w in server.children(recursive=True)]
+        for c in conns:
+            c.close()
+    assert sum(held) == 40 and sorted(held)[-2] >= 5, f"connections per process: {held}"
+
+
+def test_a_port_in_use_is_refused(index, capsys, tmp_path, monkeypatch):
+    """--workers binds the port once without SO_REUSEPORT first: a port in use is an error,
+    not a port silently shared with another server."""
+    import socket
+
+    from recommender.cli.main import main
+
+    monkeypatch.setenv(CONFIG_ENV, "")  # main() sets it for the workers: restored after the test
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even a server that allows sharing
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["serve", "--index", str(index), "--workers", "2", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -74,34 +74,30 @@ def cmd_serve(args) -> int:
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
                     server_header=False, loop=EVENT_LOOP)
-    else:
-        _run_workers(app, args)
-    return 0
+        return 0
+    return _run_workers(app, args)
 
 
-def _run_workers(app: str, args) -> None:
-    """``uvicorn.run(app, workers=N)`` with Nagle's algorithm off on the shared socket.
-
-    uvicorn binds a worker pool's socket itself, created without a protocol number, so
-    asyncio does not set ``TCP_NODELAY`` on the connections it accepts (it does for the
-    sockets it creates); a response written as head + body then waits for the client's
-    delayed ACK: 44 ms a request at 1 client (``benchmarks/bench_serve.py --workers 2``).
-    Accepted connections inherit the option from the listening socket (Linux).
-    """
-    import socket
-
+def _run_workers(app: str, args) -> int:
+    """``uvicorn.run(app, workers=N)`` with one listening socket per worker process and
+    Nagle's algorithm off (:class:`recommender.cli._workers.ReusePortWorkers`)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from ._workers import ReusePortWorkers
 
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             access_log=args.access_log, server_header=False, loop=EVENT_LOOP, factory=True,
                             workers=args.workers)
-    sock = config.bind_socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        workers = ReusePortWorkers(config)
+    except OSError as e:  # as uvicorn says it for one process
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    try:
+        workers.run()
     except KeyboardInterrupt:
         pass
+    return 0
 
 
 def add_commands(sub) -> None:

@@ -259,6 +259,17 @@ def _embedding_of(src, ids, space=_FALLBACK_SPACE) -> dict:
     return {int(t): X[j] for j, t in enumerate(tids)}
 
 
+def _cosines_to(src, ids, q) -> dict:
+    """``{id: cosine with the unit vector q}`` in the fallback space, for the ``ids`` that have a vector."""
+    try:
+        tids, X = _unit_vectors(src, _FALLBACK_SPACE, [int(i) for i in ids])
+    except NotInIndexError:  # some have none: those that have one
+        E = _embedding_of(src, ids)
+        tids = list(E)
+        X = np.stack([E[i] for i in tids]) if tids else np.zeros((0, len(q)), np.float32)
+    return dict(zip(np.asarray(tids).tolist(), (X @ q).tolist())) if len(tids) else {}
+
+
 # ------------------------------------------------------------------ the whole collection
 class RecordingGroups:
     """The same-recording pairs of one catalog generation and their groups.
@@ -563,9 +574,7 @@ class SameRecording:
                     self._decided[i] = _fingerprint_match(qfp, fps[i], uq, u, threshold=self.threshold) is not None
             if lacking:
                 q = self._query_embedding()
-                E = _embedding_of(self._src, lacking) if q is not None else {}
-                held = [i for i in lacking if i in E]
-                cos = dict(zip(held, (np.stack([E[i] for i in held]) @ q).tolist())) if held else {}
+                cos = _cosines_to(self._src, lacking, q) if q is not None else {}
                 for i in lacking:
                     self._decided[i] = i in cos and cos[i] >= self.duplicate_cosine
         return {i for i in ids if self._decided[i]}

@@ -355,11 +355,11 @@ async def similar(request: Request):
     )
     order, explain = p.str("sort"), p.bool("explain")
     st = _state(request)
-    rec = None
     if not (explain or order or search["hubness"] or search["exclusions"] or search["where"]):
-        rec = st.fresh()  # None while a new catalog generation is not loaded yet
-    if rec is not None:  # a plain search on a loaded generation: < 1 ms, answered on the event loop
-        return _similar_response(rec, tid, search, None, False)
+        with st.read_once():  # the generation check and the query read the catalog's meta once
+            rec = st.fresh()  # None while a new catalog generation is not loaded yet
+            if rec is not None:  # a plain search on a loaded generation: < 1 ms, answered on the event loop
+                return _similar_response(rec, tid, search, None, False)
     return await run_in_threadpool(lambda: _similar_response(st.rec, tid, search, order, explain))
 
 

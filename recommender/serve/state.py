@@ -116,11 +116,19 @@ class IndexState:
         """The current facade when the catalog is still at the loaded generation and the track
         table of ``similar`` is in memory, else ``None`` (without waiting: a caller that must not
         block, such as the event loop, goes on to :meth:`current` in a worker thread, where a
-        reload or a rebuilt table may take seconds).  Cost: one read of the catalog's ``meta``."""
+        reload or a rebuilt table may take seconds).  Cost: one read of the catalog's ``meta``
+        (none inside :meth:`read_once` once the block has read it)."""
         rec = self._rec
         if rec.catalog.generation != self._gen or view.cached(rec, ("table",), None) is None:
             return None
         return rec
+
+    def read_once(self):
+        """A block in which the loaded catalog reads each ``meta`` value once (one
+        ``PRAGMA data_version`` when nothing has changed since the last block):
+        :meth:`~recommender.store._meta.IndexMeta.meta_read_once`.  A reload in the block opens
+        another catalog, which reads as usual."""
+        return self._rec.catalog.meta_read_once()
 
     @property
     def rec(self) -> Recommender:
