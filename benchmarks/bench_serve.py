@@ -226,17 +226,53 @@ def main():
 def _rss_tree_mb(pid):
     """Resident memory of ``pid`` and its children (uvicorn's worker processes), MB."""
     total = _rss_mb(pid)
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            kids = [int(x) for x in fh.read().split()]
-    except OSError:
-        kids = []
-    for k in kids:
+    for k in _children(pid):
         try:
             total += _rss_tree_mb(k)
         except OSError:
             pass
     return total
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _connections_per_process(pid, port):
+    """Established connections to ``port`` held by ``pid`` and each of its descendants that holds
+    any (Linux ``/proc``: socket inodes of each process's descriptors, matched in ``/proc/net/tcp*``)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    f = line.split()
+                    if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, local port
+                        established.add(f[9])
+        except OSError:
+            pass
+    counts, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        todo.extend(_children(p))
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{p}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{p}/fd/{fd}")
+                except OSError:
+                    continue
+                n += link.startswith("socket:[") and link[8:-1] in established
+        except OSError:
+            continue
+        if n:
+            counts.append(n)
+    return counts
 
 
 def serve(index_dir, sample, levels, load, duration, workers):
@@ -272,11 +308,15 @@ def serve(index_dir, sample, levels, load, duration, workers):
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
         print(f"{'clients':>8s} {'requests':>9s} {'req/s':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} "
-              f"{'max ms':>8s} {'errors':>7s}")
+              f"{'max ms':>8s} {'errors':>7s}  connections per process (mid-level)")
         for c in levels:
+            held = []
+            mid = threading.Timer(duration / len(levels) / 2, lambda: held.extend(_connections_per_process(proc.pid, port)))
+            mid.start()
             r = load(port, sample, c, duration / len(levels), 17 * c, workdir)
+            mid.join()
             print(f"{c:8d} {r['requests']:9d} {r['req_s']:8.0f} {r['p50']:8.2f} {r['p90']:8.2f} "
-                  f"{r['p99']:8.2f} {r['max']:8.2f} {r['errors']:7d}", flush=True)
+                  f"{r['p99']:8.2f} {r['max']:8.2f} {r['errors']:7d}  {held}", flush=True)
         stop.set()
         sampler.join()
         t = np.array([x for x, _ in rss])

@@ -597,3 +597,43 @@ def test_meta_read_once_blocks_share_reads_until_a_write(tmp_path):
         assert read(writer) == ("other write", "other write")
         writer.set_meta(note="own write")  # this connection: data_version unchanged, memo dropped
         assert read(writer) == ("own write", "own write")
+
+
+def test_rolled_back_meta_not_shared_with_other_blocks(tmp_path):
+    """(breaker, #19) a meta value rolled back in one thread reaches no other thread's
+    meta_read_once block, nor the writer's own block after the rollback."""
+    import threading
+
+    from recommender.store.catalog import Catalog
+
+    with Catalog(tmp_path / "c.sqlite", mode="c") as cat:
+        cat.set_meta(note="committed")
+        with cat.meta_read_once():  # the blocks below share one memo (nothing written since)
+            pass
+        in_block, rolled_back, seen = threading.Event(), threading.Event(), {}
+
+        def reader():
+            with cat.meta_read_once():
+                cat.get_meta("generation")
+                in_block.set()
+                rolled_back.wait(10)
+                seen["other"] = cat.get_meta("note")
+
+        t = threading.Thread(target=reader)
+        t.start()
+        in_block.wait(10)
+        with cat.meta_read_once():
+            try:
+                with cat.write_batch():
+                    cat.set_meta(note="rolled back")
+                    assert cat.get_meta("note") == "rolled back"  # read inside the transaction
+                    raise RuntimeError("fail the batch")
+            except RuntimeError:
+                pass
+            seen["own"] = cat.get_meta("note")
+        rolled_back.set()
+        t.join()
+        assert seen["other"] == "committed"
+        assert seen["own"] == "committed"
+        with cat.meta_read_once():
+            assert cat.get_meta("note") == "committed"

@@ -114,3 +114,33 @@ def test_a_port_in_use_is_refused(index, capsys, tmp_path, monkeypatch):
         assert main(["serve", "--index", str(index), "--workers", "2", "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_port_zero_says_which_port(index, tmp_path):
+    """(breaker, #19) ``--port 0 --workers 2``: the system's port is printed, and every worker listens there."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "serve.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "recommender", "serve", "--index", str(index), "--port", "0",
+                                 "--workers", "2"], stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline, port = time.monotonic() + 60, None
+        while port is None and time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"listening on port (\d+)", log.read_text())
+            port = int(m.group(1)) if m else time.sleep(0.2)
+        assert port, log.read_text()
+        while True:
+            try:
+                status, rows = _get(f"http://127.0.0.1:{port}/api/tracks/1/similar?k=3")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                time.sleep(0.2)
+        assert status == 200 and len(rows) == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -71,6 +71,11 @@ class ReusePortWorkers(Multiprocess):
         super().__init__(config, sockets=[])
 
     @property
+    def port(self) -> int:
+        """The port every worker listens on (the one the system chose for ``port=0``)."""
+        return self._port
+
+    @property
     def sockets(self) -> list:
         """A new listening socket each time uvicorn starts a worker process (it reads this then)."""
         return [listening_socket(self.config.host, self._port, self.config.backlog, reuse_port=True)]

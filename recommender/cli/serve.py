@@ -90,11 +90,12 @@ def _run_workers(app: str, args) -> int:
                             workers=args.workers)
     try:
         workers = ReusePortWorkers(config)
-    except OSError as e:  # as uvicorn says it for one process
+        if args.port == 0:
+            print(f"listening on port {workers.port}", file=sys.stderr, flush=True)
+        workers.run()
+    except OSError as e:  # the port in use, or a worker's socket not bound at a restart
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 1
-    try:
-        workers.run()
     except KeyboardInterrupt:
         pass
     return 0

@@ -52,8 +52,16 @@ class IndexMeta:
         return kept[1]
 
     def _put_meta(self, **items):
-        self._meta_kept = None  # this connection's own writes do not change data_version
+        self._drop_meta_memo()  # this connection's own writes do not change data_version
         super()._put_meta(**items)
+
+    def _drop_meta_memo(self) -> None:
+        """Forget what blocks have read (a write, or a rolled-back transaction): from here this
+        thread's block reads into a memo of its own, never into the one other blocks share (a
+        value read inside a transaction that is later rolled back must reach no other block)."""
+        self._meta_kept = None
+        if getattr(self._meta_local, "memo", None) is not None:
+            self._meta_local.memo = {}
 
     def get_meta(self, key, default=None):
         """The JSON-decoded ``meta`` value of ``key`` (or ``default``).

@@ -349,6 +349,7 @@ class Catalog(_TrackRows, IndexMeta, SQLiteDatabase):
 
     def _forget_cached(self) -> None:
         self._dims_cache = None
+        self._drop_meta_memo()  # nothing read inside a rolled-back transaction survives
 
     # ------------------------------------------------------------------ meta
     def set_meta(self, **items) -> None:
