@@ -1,15 +1,22 @@
 """How near its int8 limit the network runs: CNN patches/s, tolerance and op profile (issue #20).
 
-Three ONNX graphs of the shipped musicnn weights, on real log-mel patches of
+ONNX graphs of the shipped musicnn weights, on real log-mel patches of
 the dev collection (``/tmp/devset``, see ``../shared/DEVSET.md``):
 
 * ``float32``: :func:`recommender.models.onnx_graph.build_onnx` in float32;
 * ``int8 (before #20)``: the int8 front end as first shipped: input
   quantised over the whole possible log-mel range, weights rounded to
-  nearest (rebuilt here by patching :mod:`recommender.models.onnx_graph`);
+  nearest, every filter computed (rebuilt here by patching
+  :mod:`recommender.models.onnx_graph`);
+* ``int8 all filters``: today's int8 graph computing every front-end
+  filter, 8-frame temporal blocks (patched), as shipped before the dead
+  filters were left out;
+* ``int8 (REV)`` with ``--before-rev REV``: the int8 graph built by
+  ``recommender/models/onnx_graph.py`` as it was at git revision ``REV``
+  (read with ``git show``), the same weights and calibration;
 * ``int8 (today)``: the shipped default, the five front-end convolutions as
-  int8 matrix products (input range calibrated on real music, weights
-  rounded by GPTQ), the rest float32;
+  int8 matrix products of their live filters (input range calibrated on
+  real music, weights rounded by GPTQ), the rest float32;
 * ``int8 + mid/dense``: today's graph with the remaining float32 layers (the
   three mid-end convolutions and the two dense layers) quantised by ONNX
   Runtime's own tool (``onnxruntime.quantization.quantize_dynamic``, int8
@@ -27,14 +34,17 @@ shipped int8 model, in x real time.
 Usage::
 
     python benchmarks/bench_int8.py [--devset /tmp/devset] [--per-track 4] [--rounds 3] [--end-to-end]
+                                    [--before-rev REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,8 +72,23 @@ def devset_patches(root, per_track):
     return np.concatenate(P), len(files)
 
 
-def graphs(workdir):
-    """``{label: path}`` of the four graphs (written to ``workdir``)."""
+def _graph_at_revision(rev, workdir, w, n_tags):
+    """The int8 graph as ``onnx_graph.py`` at git revision ``rev`` builds it (ONNX bytes)."""
+    src = subprocess.run(["git", "show", f"{rev}:recommender/models/onnx_graph.py"], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    path = os.path.join(workdir, "onnx_graph_at_rev.py")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(src)
+    spec = importlib.util.spec_from_file_location("recommender.models._onnx_graph_at_rev", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from recommender.models.onnx_graph import load_calibration
+
+    return mod.build_onnx(w, n_tags=n_tags, precision="int8", calibration=load_calibration())
+
+
+def graphs(workdir, before_rev=None):
+    """``{label: path}`` of the graphs (written to ``workdir``)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -74,15 +99,23 @@ def graphs(workdir):
     with open(os.path.join(WEIGHTS_DIR, "msd_musicnn.json"), encoding="utf-8") as fh:
         meta = json.load(fh)
     w = read_weights(os.path.join(WEIGHTS_DIR, meta["weights_file"]))
-    out = {"int8 (before #20)": os.path.join(workdir, "int8_before.onnx")}
-    gptq = onnx_graph._gptq_round
-    onnx_graph._gptq_round = lambda wt, sw, hess: np.clip(np.round(wt / sw), -127, 127)  # nearest
+    out = {"int8 (before #20)": os.path.join(workdir, "int8_before.onnx"),
+           "int8 all filters": os.path.join(workdir, "int8_all_filters.onnx")}
+    saved = onnx_graph._gptq_round, onnx_graph._DEAD_FILTER, onnx_graph._INT8_TIME_BLOCK
+    onnx_graph._DEAD_FILTER, onnx_graph._INT8_TIME_BLOCK = -1.0, 8  # every filter live, as before
     try:
+        with open(out["int8 all filters"], "wb") as fh:
+            fh.write(build_onnx(w, n_tags=len(meta["tags"]), precision="int8"))
+        onnx_graph._gptq_round = lambda wt, sw, hess: np.clip(np.round(wt / sw), -127, 127)  # nearest
         cal = dict(load_calibration(), logmel_hi=np.float64(_LOGMEL_MAX))  # the whole possible range
         with open(out["int8 (before #20)"], "wb") as fh:
             fh.write(build_onnx(w, n_tags=len(meta["tags"]), precision="int8", calibration=cal))
     finally:
-        onnx_graph._gptq_round = gptq
+        onnx_graph._gptq_round, onnx_graph._DEAD_FILTER, onnx_graph._INT8_TIME_BLOCK = saved
+    if before_rev:
+        out[f"int8 ({before_rev})"] = os.path.join(workdir, "int8_at_rev.onnx")
+        with open(out[f"int8 ({before_rev})"], "wb") as fh:
+            fh.write(_graph_at_revision(before_rev, workdir, w, len(meta["tags"])))
     for label, prec in (("float32", "float32"), ("int8 (today)", "int8")):
         out[label] = os.path.join(workdir, f"{prec}.onnx")
         with open(out[label], "wb") as fh:
@@ -93,6 +126,18 @@ def graphs(workdir):
     quantize_dynamic(m, out["int8 + mid/dense"], nodes_to_quantize=rest, op_types_to_quantize=["Conv", "Gemm"],
                      per_channel=True, weight_type=QuantType.QInt8)
     return out
+
+
+def live_filters():
+    """``[(branch, live filters, filters)]`` of the shipped weights' front end."""
+    from recommender.models import WEIGHTS_DIR
+    from recommender.models.musicnn import read_weights
+    from recommender.models.onnx_graph import _TEMPORAL, _TIMBRAL, _live_filters
+
+    with open(os.path.join(WEIGHTS_DIR, "msd_musicnn.json"), encoding="utf-8") as fh:
+        w = read_weights(os.path.join(WEIGHTS_DIR, json.load(fh)["weights_file"]))
+    names = [n for n, _ in _TIMBRAL] + list(_TEMPORAL)
+    return [(n, int(_live_filters(w[f"{n}_conv/kernel"], w, n).sum()), w[f"{n}_conv/kernel"].shape[-1]) for n in names]
 
 
 def session(path, profile_prefix=None):
@@ -155,6 +200,7 @@ def main():
     ap.add_argument("--per-track", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--end-to-end", action="store_true")
+    ap.add_argument("--before-rev", help="also time the int8 graph onnx_graph.py builds at this git revision")
     args = ap.parse_args()
     import logging
 
@@ -164,7 +210,7 @@ def main():
     print(f"{len(P)} patches of {n_files} tracks of {args.devset}; load average "
           f"{load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}")
     work = tempfile.mkdtemp(prefix="bench-int8-")
-    paths = graphs(work)
+    paths = graphs(work, args.before_rev)
     sess = {k: session(p) for k, p in paths.items()}
     outs = {k: run_all(s, P) for k, s in sess.items()}
     timing = P[: min(len(P), 64)]
@@ -176,20 +222,22 @@ def main():
             rates[k] = max(rates[k], len(timing) / (time.perf_counter() - t0))
     from recommender.models import INT8_EMBEDDING_MIN_COSINE, INT8_PROB_ATOL
 
+    print("live front-end filters in int8 (today): " + ", ".join(f"{n} {c}/{t}" for n, c, t in live_filters()))
+
     ref_p, ref_e = outs["float32"]
-    print(f"\n{'graph':<18s}{'patches/s':>10s}{'x float32':>10s}{'x today':>9s}{'prob max|d|':>13s}{'p99':>8s}"
+    print(f"\n{'graph':<20s}{'patches/s':>10s}{'x float32':>10s}{'x today':>9s}{'prob max|d|':>13s}{'p99':>8s}"
           f"{'emb cos min':>13s}{'mean':>8s}  tolerance")
     for k in sess:
         p, e = outs[k]
         cos = (e * ref_e).sum(1) / np.maximum(np.linalg.norm(e, axis=1) * np.linalg.norm(ref_e, axis=1), 1e-12)
         d, d99 = float(np.abs(p - ref_p).max()), float(np.quantile(np.abs(p - ref_p), 0.99))
         ok = d <= INT8_PROB_ATOL and cos.min() >= INT8_EMBEDDING_MIN_COSINE
-        print(f"{k:<18s}{rates[k]:>10.1f}{rates[k] / rates['float32']:>9.2f}x{rates[k] / rates['int8 (today)']:>8.2f}x"
+        print(f"{k:<20s}{rates[k]:>10.1f}{rates[k] / rates['float32']:>9.2f}x{rates[k] / rates['int8 (today)']:>8.2f}x"
               f"{d:>13.4f}{d99:>8.4f}{cos.min():>13.5f}{cos.mean():>8.5f}  {'holds' if ok else 'BROKEN'}")
     print("\nop profile (share of operator time, one session, all patches):")
     for k, p in paths.items():
         prof = op_profile(p, P, os.path.join(work, "prof"))
-        print(f"  {k:<18s}" + ", ".join(f"{op} {share:.0%}" for op, share in prof))
+        print(f"  {k:<20s}" + ", ".join(f"{op} {share:.0%}" for op, share in prof))
     if args.end_to_end:
         res, audio_s, n = end_to_end(args.devset)
         print(f"\nend to end, analysis of {n} tracks ({audio_s / 3600:.1f} h) as `recommender index` runs it "

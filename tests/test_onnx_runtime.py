@@ -152,6 +152,50 @@ def test_int8_graph_has_integer_products_and_calibrated_input_range():
         load_model(runtime="tensorflow", precision="int8")
 
 
+def _run_graph(model_bytes, P):
+    import onnxruntime as ort
+
+    from recommender.models.onnx_graph import OUTPUTS
+
+    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    return sess.run(list(OUTPUTS), {"logmel": P})
+
+
+def test_int8_graph_leaves_dead_filters_out_with_the_same_outputs(logmel_patches, music_patches, monkeypatch):
+    """Front-end filters trained to ~1e-30 weights are constants: the int8 graph
+    computes only the others, and gives what computing every filter gives."""
+    import onnx
+
+    from recommender.models import onnx_graph
+
+    def product_columns(model_bytes):  # columns of the five int8 weight matrices
+        m = onnx.load_from_string(model_bytes)
+        return sum(i.dims[1] for i in m.graph.initializer if i.name.endswith("_q/W"))
+
+    P = np.concatenate([logmel_patches, music_patches[::3]])
+    for name, most in (("msd_musicnn", 0.2), ("mtt_musicnn", 0.6)):
+        w = _weights(name)
+        pruned = build_onnx(w, n_tags=50, precision="int8")
+        with monkeypatch.context() as mp:
+            mp.setattr(onnx_graph, "_DEAD_FILTER", -1.0)  # every filter live
+            full = build_onnx(w, n_tags=50, precision="int8")
+        assert product_columns(pruned) < most * product_columns(full)
+        for got, ref in zip(_run_graph(pruned, P), _run_graph(full, P)):
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * max(1.0, np.abs(ref).max()))
+
+    # a branch without one live filter is left out whole; still the float32 network within tolerance
+    from recommender.models import INT8_EMBEDDING_MIN_COSINE, INT8_PROB_ATOL
+
+    w = _weights()
+    w["temporal_s1_conv/kernel"] = np.zeros_like(w["temporal_s1_conv/kernel"])
+    int8 = build_onnx(w, n_tags=50, precision="int8")
+    assert [n.op_type for n in onnx.load_from_string(int8).graph.node].count("MatMulInteger") == 4
+    (p8, e8, _), (p32, e32, _) = _run_graph(int8, P), _run_graph(build_onnx(w, n_tags=50), P)
+    assert np.abs(p8 - p32).max() <= INT8_PROB_ATOL
+    assert ((e8 * e32).sum(1) / np.linalg.norm(e8, axis=1) / np.linalg.norm(e32, axis=1)).min() \
+        >= INT8_EMBEDDING_MIN_COSINE
+
+
 def test_calibration_errors_name_the_file(tmp_path):
     from recommender.models.onnx_graph import load_calibration
 

@@ -24,6 +24,12 @@ spares an elementwise pass over the largest tensors; every other batch
 normalisation is an explicit per-channel ``Mul``/``Add`` (they follow ReLUs,
 so they cannot be folded into the convolutions).
 
+The int8 graph computes only the front-end filters whose output depends on
+the input (:func:`_live_filters`; msd-musicnn: 64 of 561, mtt-musicnn: 257):
+the others were trained to weights of ~1e-30 and are constants, folded
+exactly into the first mid-end convolution and the pooled features
+(:func:`_midend_pool`).
+
 Outputs: ``probabilities`` (B, n_tags), ``penultimate`` (B, 200) and ``pool``
 (B, 1506), the pooled mid-end features before ``pool_bn``.
 """
@@ -159,61 +165,16 @@ def _build(w, n_tags, n_frames, n_mels, precision, cal) -> bytes:
     s, b = _bn_affine(w, "input_bn")
     x = g.affine(x, s, b, (1, 1, 1, 1), "input_bn")
 
-    branches = []
-    for name, kt in _TIMBRAL:
-        if precision == "int8":
-            branches.append(_timbral_int8(g, x, w, name, n_frames, n_mels, cal))
-            continue
-        k = w[f"{name}_conv/kernel"]  # (kt, kf, 1, out)
-        kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
-        bias = g.const(f"{name}_conv/B", w[f"{name}_conv/bias"])
-        h = g.op("Conv", [x, kern, bias], kernel_shape=list(k.shape[:2]), pads=[kt // 2, 0, kt // 2, 0])
-        h = g.op("Relu", [h])
-        s, b = _bn_affine(w, f"{name}_bn")
-        branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
-    for name in _TEMPORAL:
-        if precision == "int8":
-            branches.append(_temporal_int8(g, x, w, name, n_frames, n_mels, cal))
-            continue
-        k = w[f"{name}_conv/kernel"]  # (kt, 1, 1, out)
-        kt = k.shape[0]
-        kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
-        bias = g.const(f"{name}_conv/B", w[f"{name}_conv/bias"])
-        # TensorFlow 'same' with an even kernel: (k - 1) // 2 before, k // 2 after
-        h = g.op("Conv", [x, kern, bias], kernel_shape=[kt, 1], pads=[(kt - 1) // 2, 0, kt // 2, 0])
-        h = g.op("Relu", [h])
-        s, b = _bn_affine(w, f"{name}_bn")
-        branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
-    front = g.op("Concat", branches, axis=1)  # (B, 561, T)
-
-    # the mid end runs as (7, 1) 2-D convolutions on (B, C, T, 1): ONNX Runtime's
-    # blocked NCHWc kernels are several times faster than its 1-D path here
-    mids = []
-    front = g.op("Unsqueeze", [front, g.const("axes/3", [3], np.int64)])  # (B, 561, T, 1)
     n_front = sum(w[f"{n}_conv/bias"].shape[0] for n, _ in _TIMBRAL) \
         + sum(w[f"{n}_conv/bias"].shape[0] for n in _TEMPORAL)
-    extra = -n_front % 16  # zero channels: the blocked kernels want multiples of 16
-    h = front if not extra else g.op("Pad", [front, g.const("pads/front16", [0, 0, 0, 0, 0, extra, 0, 0],
-                                                              np.int64)])
-    for i in (1, 2, 3):
-        k = w[f"midend_conv{i}/kernel"]  # (7, in, out)
-        if i == 1 and extra:
-            k = np.concatenate([k, np.zeros((k.shape[0], extra, k.shape[2]), k.dtype)], axis=1)
-        kern = g.const(f"midend_conv{i}/W", np.transpose(k, (2, 1, 0))[..., None])
-        bias = g.const(f"midend_conv{i}/B", w[f"midend_conv{i}/bias"])
-        c = g.op("Relu", [g.op("Conv", [h, kern, bias], kernel_shape=[k.shape[0], 1],
-                                 pads=[k.shape[0] // 2, 0, k.shape[0] // 2, 0])])
-        s, b = _bn_affine(w, f"midend_bn{i}")
-        c = g.affine(c, s, b, (1, len(s), 1, 1), f"midend_bn{i}")
-        h = c if i == 1 else g.op("Add", [c, h])
-        mids.append(h)
-    mid = g.op("Concat", [front] + mids, axis=1)  # (B, 753, T, 1)
-    channels = n_front + 3 * w["midend_conv1/bias"].shape[0]
-
-    mx = g.op("ReduceMax", [mid], axes=[2], keepdims=1)  # (B, 753, 1, 1)
-    mn = g.op("ReduceMean", [mid], axes=[2], keepdims=1)
-    pool = g.op("Reshape", [g.op("Concat", [mx, mn], axis=2), g.const("shape/pool", [-1, 2 * channels], np.int64)],
-                name="pool")
+    if precision == "int8":
+        parts = [_timbral_int8(g, x, w, name, n_frames, n_mels, cal) for name, _ in _TIMBRAL]
+        parts += [_temporal_int8(g, x, w, name, n_frames, n_mels, cal) for name in _TEMPORAL]
+        front, live, dead = _live_front(g, parts)  # (B, L, T) of the 561 channels' live ones
+    else:
+        front = g.op("Concat", _front_float32(g, x, w), axis=1)  # (B, 561, T)
+        live, dead = np.ones(n_front, dtype=bool), np.zeros(n_front, dtype=np.float32)
+    pool, channels = _midend_pool(g, w, front, live, dead, n_frames)
     s, b = _bn_affine(w, "pool_bn")
     h = g.affine(pool, s, b, (1, -1), "pool_bn")
     h = g.op("Gemm", [h, g.const("penultimate_dense/W", w["penultimate_dense/kernel"]),
@@ -242,6 +203,90 @@ def _build(w, n_tags, n_frames, n_mels, precision, cal) -> bytes:
     return model.SerializeToString()
 
 
+def _midend_pool(g: _Graph, w, front, live, dead, n_frames):
+    """The mid end and the pooling over time: ``(pool, channels)``, pool (B, 2 * 753).
+
+    ``front`` (B, L, T) holds the ``live`` (561,) front-end channels; the
+    others are the constants ``dead`` (561,) (all live in float32).  Constant
+    channels are folded in exactly: their part of the first mid-end
+    convolution is a fixed (64, T) term (added before its ReLU; at the first
+    and last frames the zero padding makes it differ), and their max and
+    mean over time are the constants themselves.
+    """
+    # the mid end runs as (7, 1) 2-D convolutions on (B, C, T, 1): ONNX Runtime's
+    # blocked NCHWc kernels are several times faster than its 1-D path here
+    mids = []
+    front = g.op("Unsqueeze", [front, g.const("axes/3", [3], np.int64)])  # (B, L, T, 1)
+    extra = -int(live.sum()) % 16  # zero channels: the blocked kernels want multiples of 16
+    h = front if not extra else g.op("Pad", [front, g.const("pads/front16", [0, 0, 0, 0, 0, extra, 0, 0],
+                                                              np.int64)])
+    for i in (1, 2, 3):
+        k = w[f"midend_conv{i}/kernel"]  # (7, in, out)
+        if i == 1:
+            k_dead, k = k[:, ~live, :], k[:, live, :]
+            k = np.concatenate([k, np.zeros((k.shape[0], extra, k.shape[2]), k.dtype)], axis=1)
+        kern = g.const(f"midend_conv{i}/W", np.transpose(k, (2, 1, 0))[..., None])
+        bias = g.const(f"midend_conv{i}/B", w[f"midend_conv{i}/bias"])
+        c = g.op("Conv", [h, kern, bias], kernel_shape=[k.shape[0], 1], pads=[k.shape[0] // 2, 0, k.shape[0] // 2, 0])
+        if i == 1 and not live.all():
+            c = g.op("Add", [c, g.const("midend_conv1/dead", _constant_conv(k_dead, dead[~live], n_frames))])
+        c = g.op("Relu", [c])
+        s, b = _bn_affine(w, f"midend_bn{i}")
+        c = g.affine(c, s, b, (1, len(s), 1, 1), f"midend_bn{i}")
+        h = c if i == 1 else g.op("Add", [c, h])
+        mids.append(h)
+    mid = g.op("Concat", [front] + mids, axis=1)  # (B, L + 192, T, 1)
+    channels = len(live) + 3 * w["midend_conv1/bias"].shape[0]
+
+    # over (T, 1), not T alone: ONNX Runtime's reductions over a trailing run of axes are
+    # several times faster than over a middle one (the same values)
+    mx = g.op("ReduceMax", [mid], axes=[2, 3], keepdims=1)  # (B, L + 192, 1, 1)
+    mn = g.op("ReduceMean", [mid], axes=[2, 3], keepdims=1)
+    pooled = g.op("Concat", [mx, mn], axis=2)  # (B, L + 192, 2, 1)
+    if not live.all():  # (B, 753, 2, 1): the constant channels put in
+        is_live = np.concatenate([live, np.ones(channels - len(live), dtype=bool)])
+        idx = np.where(is_live, np.cumsum(is_live) - 1, 0)
+        pooled = g.op("Gather", [pooled, g.const("pool/live_index", idx, np.int64)], axis=1)
+        const = np.concatenate([dead, np.zeros(channels - len(live), dtype=np.float32)])
+        pooled = g.op("Where", [g.const("pool/live", is_live.reshape(-1, 1, 1), bool), pooled,
+                                g.const("pool/dead", const.reshape(-1, 1, 1))])
+    return g.op("Reshape", [pooled, g.const("shape/pool", [-1, 2 * channels], np.int64)], name="pool"), channels
+
+
+def _constant_conv(k, v, n_frames):
+    """(1, out, T, 1) float32: a (kt, 1) convolution ``k`` (kt, D, out), time padded kt // 2 with
+    zeros each side, of D input channels holding the constants ``v`` (D,) over the T frames."""
+    kt = k.shape[0]
+    t = np.arange(n_frames)[:, None] - kt // 2 + np.arange(kt)[None, :]
+    valid = ((t >= 0) & (t < n_frames)).astype(np.float64)  # (T, kt)
+    per_tap = np.einsum("kdo,d->ko", k.astype(np.float64), np.asarray(v, dtype=np.float64))  # (kt, out)
+    return (valid @ per_tap).T[None, :, :, None].astype(np.float32)
+
+
+def _front_float32(g: _Graph, x, w) -> list:
+    """The five front-end branches in float32, each a (B, C, T) tensor name."""
+    branches = []
+    for name, kt in _TIMBRAL:
+        k = w[f"{name}_conv/kernel"]  # (kt, kf, 1, out)
+        kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
+        bias = g.const(f"{name}_conv/B", w[f"{name}_conv/bias"])
+        h = g.op("Conv", [x, kern, bias], kernel_shape=list(k.shape[:2]), pads=[kt // 2, 0, kt // 2, 0])
+        h = g.op("Relu", [h])
+        s, b = _bn_affine(w, f"{name}_bn")
+        branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
+    for name in _TEMPORAL:
+        k = w[f"{name}_conv/kernel"]  # (kt, 1, 1, out)
+        kt = k.shape[0]
+        kern = g.const(f"{name}_conv/W", np.transpose(k, (3, 2, 0, 1)))
+        bias = g.const(f"{name}_conv/B", w[f"{name}_conv/bias"])
+        # TensorFlow 'same' with an even kernel: (k - 1) // 2 before, k // 2 after
+        h = g.op("Conv", [x, kern, bias], kernel_shape=[kt, 1], pads=[(kt - 1) // 2, 0, kt // 2, 0])
+        h = g.op("Relu", [h])
+        s, b = _bn_affine(w, f"{name}_bn")
+        branches.append(g.freq_max_then_bn(h, s, b, f"{name}_bn"))
+    return branches
+
+
 
 #: Output frequency positions per row of the int8 timbral products.
 _INT8_BLOCK = 8
@@ -253,6 +298,10 @@ CALIBRATION_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wei
 _CALIBRATION_KEYS = {"mean": (96,), "cross": (7, 96, 96), "lag": (128,), "logmel_hi": ()}
 #: Dampening of the GPTQ second-moment matrices (share of their mean diagonal).
 _GPTQ_DAMP = 0.01
+#: Largest change of a front-end filter's output, over every possible input,
+#: below which the filter is a constant (:func:`_live_filters`); far below
+#: the int8 rounding of the live filters (an input step is ~0.01).
+_DEAD_FILTER = 1e-4
 
 
 def load_calibration(path: str = CALIBRATION_FILE) -> dict[str, np.ndarray]:
@@ -366,17 +415,62 @@ def _gptq_round(wt, sw, hess):
     return q
 
 
-def _filter_quantisation(k, w, name, hess):
+def _live_filters(k, w, name):
+    """(C,) bool: the filters of front-end convolution ``k`` (..., C) whose output depends on the input.
+
+    Training drove most of musicnn's front-end filters to weights of ~1e-30
+    (msd-musicnn: 181 and 190 of 204 timbral, 48, 44 and 34 of 51 temporal
+    filters).  A filter is dead when its output after ReLU, max and BN can
+    move by at most :data:`_DEAD_FILTER` over every possible input: |BN
+    scale| x the L1 norm of its weights x the largest batch-normalised input
+    (log-mel 0 to :data:`_LOGMEL_MAX`) -- ReLU and max change a value by no
+    more than their input changes.  Its output is then the constant
+    ``BN(ReLU(bias))``.
+    """
+    c = k.shape[-1]
+    a, b = (float(v[0]) for v in _bn_affine(w, "input_bn"))
+    xmax = max(abs(b), abs(a * _LOGMEL_MAX + b))
+    s_bn, _ = _bn_affine(w, f"{name}_bn")
+    return np.abs(s_bn) * np.abs(k.reshape(-1, c)).sum(axis=0).astype(np.float64) * xmax > _DEAD_FILTER
+
+
+def _dead_output(w, name, live):
+    """(C,) float32: ``BN(ReLU(bias))``, each filter's output were its weights zero (used where not ``live``)."""
+    s_bn, b_bn = _bn_affine(w, f"{name}_bn")
+    out = s_bn * np.maximum(w[f"{name}_conv/bias"], 0) + b_bn
+    return np.where(live, 0, out).astype(np.float32)
+
+
+def _live_front(g: _Graph, parts):
+    """The int8 front end's live outputs ``(front, live, dead)``: (B, L, T), (561,) bool, (561,) float32.
+
+    ``parts``: per branch ``(out, live, const)``: ``out`` the (B, T, L_i)
+    output of its live filters (None when none is), ``live`` (C,) bool,
+    ``const`` (C,) the dead filters' outputs (:func:`_dead_output`), which
+    :func:`_midend_pool` folds in.
+    """
+    outs = [o for o, _, _ in parts if o is not None]
+    if not outs:
+        raise ValueError("no front-end filter depends on the input")
+    h = outs[0] if len(outs) == 1 else g.op("Concat", outs, axis=2)  # (B, T, L)
+    live = np.concatenate([lv for _, lv, _ in parts])
+    return g.op("Transpose", [h], perm=[0, 2, 1]), live, np.concatenate([cv for _, _, cv in parts])
+
+
+def _filter_quantisation(k, w, name, hess, live):
     """Per-filter int8 weights of a front-end convolution ``k`` (..., C) followed by ReLU, BN and a max.
 
     Scales: each filter's largest weight is level 127; levels: GPTQ on the
     input second moments ``hess`` (:func:`_gptq_round`).  Filters whose BN
     scale is negative need the min over frequency: their weights are
     negated, so that a max of the negated accumulators gives it (exact in
-    int8: the range is symmetric).  Returns ``(kq, sw, sign, s_bn, b_bn)``.
+    int8: the range is symmetric).  Only the ``live`` (C,) filters are kept:
+    returns ``(kq, sw, sign, s_bn, b_bn)`` of those (GPTQ rounds each filter
+    on its own, so the levels are the same as with every filter).
     """
+    k = k[..., live]
     c = k.shape[-1]
-    s_bn, b_bn = _bn_affine(w, f"{name}_bn")
+    s_bn, b_bn = (v[live] for v in _bn_affine(w, f"{name}_bn"))
     sign = np.where(s_bn >= 0, 1, -1).astype(np.int8)
     sw = np.maximum(np.abs(k).reshape(-1, c).max(axis=0), 1e-12) / 127.0
     kq = _gptq_round(k.reshape(-1, c), sw.astype(np.float64), hess).reshape(k.shape).astype(np.int8) * sign
@@ -409,8 +503,9 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     every filter per row.  The last block is shifted left to end at the last
     valid band (it overlaps its neighbour; harmless under a max).  The max
     over frequency is taken on the int32 accumulators -- scaling, bias and
-    ReLU are monotone per filter -- and only the (B, C, T) result is turned
-    back into float32.
+    ReLU are monotone per filter -- and only the (B, T, L) result is turned
+    back into float32.  Only the live filters (:func:`_live_filters`) are
+    computed; returns ``(out, live, const)`` as :func:`_live_front` takes.
     """
     k = np.asarray(w[f"{name}_conv/kernel"], dtype=np.float32)[:, :, 0, :]  # (kt, kf, C)
     kt, kf, c = k.shape
@@ -420,12 +515,18 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     if starts[-1] + blk < n_out:
         starts.append(n_out - blk)
     span = blk + kf - 1  # input bands one block reads
+    live = _live_filters(k, w, name)
+    if not live.any():
+        return None, live, _dead_output(w, name, live)
 
     sx, zp = _input_quantisation(w, cal)
     hess = _input_moments(w, cal, "timbral", kt, kf, n_frames)
-    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess)  # (kt, kf, C) int8
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess, live)  # (kt, kf, L) int8
+    c = kq.shape[-1]
     # columns ordered (filter, band): the max over a row's 8 bands is then a
-    # reduction over the contiguous last axis (3x faster than over a middle one)
+    # reduction over the contiguous last axis (3x faster than over a middle one
+    # at 204 filters; with under ~25 live filters (band, filter) and one
+    # reduction over (block, band) would be ~2.5x faster, at 70 or more 1.5x slower)
     toe = np.zeros((kt, span, c, blk), dtype=np.int8)
     for i in range(blk):
         toe[:, i : i + kf, :, i] = kq
@@ -434,13 +535,8 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     xp = g.op("Pad", [x, g.const(f"{name}_q/pads", [0, 0, kt // 2, 0, 0, 0, kt // 2, 0], np.int64)])
     xq = g.op("QuantizeLinear", [xp, g.const(f"{name}_q/sx", sx), g.const(f"{name}_q/zp", zp, np.uint8)])
     xq = g.op("Squeeze", [xq, g.const(f"{name}_q/axis1", [1], np.int64)])  # (B, T + kt - 1, 96)
-    taps = []
-    for dt in range(kt):  # (B, T, 1, 96) per time tap
-        sl = g.op("Slice", [xq, g.const(f"{name}_q/t{dt}s", [dt], np.int64),
-                            g.const(f"{name}_q/t{dt}e", [dt + n_frames], np.int64),
-                            g.const(f"{name}_q/ax1", [1], np.int64)])
-        taps.append(g.op("Unsqueeze", [sl, g.const(f"{name}_q/ax2", [2], np.int64)]))
-    stacked = g.op("Concat", taps, axis=2)  # (B, T, kt, 96)
+    taps = np.arange(n_frames)[:, None] + np.arange(kt)[None, :]  # frames each output frame reads
+    stacked = g.op("Gather", [xq, g.const(f"{name}_q/taps", taps, np.int64)], axis=1)  # (B, T, kt, 96)
     blocks = []
     for j, f0 in enumerate(starts):  # (B, T, 1, kt, span) per block
         sl = g.op("Slice", [stacked, g.const(f"{name}_q/b{j}s", [f0], np.int64),
@@ -452,34 +548,39 @@ def _timbral_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
                                  g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, T, nb, C * blk) int32
     acc = g.op("Reshape", [acc, g.const(f"{name}_q/bands", [0, 0, len(starts), c, blk], np.int64)])
-    out = _max_then_affine(g, acc, (4, 2), sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, T, C)
-    return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
+    out = _max_then_affine(g, acc, (4, 2), sx, sw, sign, w[f"{name}_conv/bias"][live], s_bn, b_bn, name)
+    return out, live, _dead_output(w, name, live)  # out: (B, T, L)
 
 
 #: Output frames per row of the int8 temporal products.
-_INT8_TIME_BLOCK = 8
+_INT8_TIME_BLOCK = 32
 
 
 def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     """A temporal branch (Conv (kt, 1) 'same', ReLU, max over freq, BN) with int8 products.
 
     Same quantisation as :func:`_timbral_int8`.  The convolution runs along
-    time, band by band: rows are (patch, band, block of 8 output frames), a
-    row holds the ``kt + 7`` frames the block reads, and the weights form the
-    banded matrix over time, so one ``MatMulInteger`` computes 8 frames x
-    every filter per row.  The time axis is padded as TensorFlow's 'same'
+    time, band by band: rows are (patch, band, block of
+    :data:`_INT8_TIME_BLOCK` (32) output frames), a row holds the ``kt + 31``
+    frames the block reads, and the weights form the banded matrix over time,
+    so one ``MatMulInteger`` computes 32 frames x every live filter per row.  The time axis is padded as TensorFlow's 'same'
     does, plus zeros at the end up to a whole number of blocks (those
-    outputs are dropped after the max over bands).
+    outputs are dropped after the max over bands).  Only the live filters
+    are computed; returns ``(out, live, const)`` as :func:`_live_front` takes.
     """
     k = np.asarray(w[f"{name}_conv/kernel"], dtype=np.float32)[:, 0, 0, :]  # (kt, C)
     kt, c = k.shape
     blk = _INT8_TIME_BLOCK
     nb = -(-n_frames // blk)
     span = blk + kt - 1
+    live = _live_filters(k, w, name)
+    if not live.any():
+        return None, live, _dead_output(w, name, live)
 
     sx, zp = _input_quantisation(w, cal)
     hess = _input_moments(w, cal, "temporal", kt, 1, n_frames)
-    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess)
+    kq, sw, sign, s_bn, b_bn = _filter_quantisation(k, w, name, hess, live)  # (kt, L)
+    c = kq.shape[-1]
     toe = np.zeros((span, blk, c), dtype=np.int8)
     for i in range(blk):
         toe[i : i + kt, i, :] = kq
@@ -488,19 +589,14 @@ def _temporal_int8(g: _Graph, x, w, name, n_frames, n_mels, cal):
     before, after = (kt - 1) // 2, kt // 2 + nb * blk - n_frames
     xp = g.op("Pad", [x, g.const(f"{name}_q/pads", [0, 0, before, 0, 0, 0, after, 0], np.int64)])
     xq = g.op("QuantizeLinear", [xp, g.const(f"{name}_q/sx", sx), g.const(f"{name}_q/zp", zp, np.uint8)])
-    xq = g.op("Transpose", [g.op("Squeeze", [xq, g.const(f"{name}_q/axis1", [1], np.int64)])],
-              perm=[0, 2, 1])  # (B, 96, nb * blk + kt - 1)
-    blocks = []
-    for j in range(nb):  # (B, 96, 1, span) per block of output frames
-        sl = g.op("Slice", [xq, g.const(f"{name}_q/b{j}s", [j * blk], np.int64),
-                            g.const(f"{name}_q/b{j}e", [j * blk + span], np.int64),
-                            g.const(f"{name}_q/ax2", [2], np.int64)])
-        blocks.append(g.op("Unsqueeze", [sl, g.const(f"{name}_q/ax2u", [2], np.int64)]))
-    rows = g.op("Concat", blocks, axis=2)  # (B, 96, nb, span)
+    xq = g.op("Squeeze", [xq, g.const(f"{name}_q/axis1", [1], np.int64)])  # (B, nb * blk + kt - 1, 96)
+    frames = np.arange(nb)[:, None] * blk + np.arange(span)[None, :]  # frames each block reads
+    rows = g.op("Gather", [xq, g.const(f"{name}_q/frames_read", frames, np.int64)], axis=1)  # (B, nb, span, 96)
+    rows = g.op("Transpose", [rows], perm=[0, 3, 1, 2])  # (B, 96, nb, span)
     acc = g.op("MatMulInteger", [rows, g.const(f"{name}_q/W", toe, np.int8),
                                  g.const(f"{name}_q/zp_a", zp, np.uint8)])  # (B, 96, nb, blk * C) int32
     acc = g.op("Reshape", [acc, g.const(f"{name}_q/frames", [0, 0, nb * blk, c], np.int64)])
-    out = _max_then_affine(g, acc, (1,), sx, sw, sign, w[f"{name}_conv/bias"], s_bn, b_bn, name)  # (B, nb*blk, C)
+    out = _max_then_affine(g, acc, (1,), sx, sw, sign, w[f"{name}_conv/bias"][live], s_bn, b_bn, name)
     out = g.op("Slice", [out, g.const(f"{name}_q/t0", [0], np.int64), g.const(f"{name}_q/tT", [n_frames], np.int64),
-                         g.const(f"{name}_q/ax1", [1], np.int64)])
-    return g.op("Transpose", [out], perm=[0, 2, 1])  # (B, C, T)
+                         g.const(f"{name}_q/ax1", [1], np.int64)])  # (B, T, L)
+    return out, live, _dead_output(w, name, live)
