@@ -98,22 +98,23 @@ def test_connections_are_spread_over_the_workers(index, tmp_path):
     assert sum(held) == 40 and sorted(held)[-2] >= 5, f"connections per process: {held}"
 
 
-def test_a_port_in_use_is_refused(index, capsys, tmp_path, monkeypatch):
+def test_a_port_in_use_is_refused(index):
     """--workers binds the port once without SO_REUSEPORT first: a port in use is an error,
-    not a port silently shared with another server."""
+    not a port silently shared with another server.  (In a subprocess: uvicorn's Config sets up
+    logging on the process's stderr.)"""
     import socket
+    import subprocess
+    import sys
 
-    from recommender.cli.main import main
-
-    monkeypatch.setenv(CONFIG_ENV, "")  # main() sets it for the workers: restored after the test
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even a server that allows sharing
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        assert main(["serve", "--index", str(index), "--workers", "2", "--port", str(port)]) == 1
-    err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+        r = subprocess.run([sys.executable, "-m", "recommender", "serve", "--index", str(index), "--workers", "2",
+                            "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_port_zero_says_which_port(index, tmp_path):

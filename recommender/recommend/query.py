@@ -289,6 +289,7 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
     f = filters
     q_artist = (q.meta.get("artist") or "").casefold() if q.meta else ""
     q_album = (q.meta.get("album") or "").casefold() if q.meta else ""
+    by_artist = f.exclude_same_artist or f.max_per_artist is not None  # else no name is compared
     rows: list = []
     per_artist: dict = {}
     own, judged = set(), 0
@@ -302,11 +303,10 @@ def apply_filters(q: Query, cands: Candidates, filters: Filters, k: int, *, tag_
         r = cands.rows[i]
         if q.content_hash and r.get("content_hash") == q.content_hash:
             continue
-        artist = (r.get("artist") or "").casefold()
-        album = (r.get("album") or "").casefold()
+        artist = (r.get("artist") or "").casefold() if by_artist else ""
         if f.exclude_same_artist and q_artist and artist == q_artist:
             continue
-        if f.exclude_same_album and q_album and album == q_album:
+        if f.exclude_same_album and q_album and (r.get("album") or "").casefold() == q_album:
             continue
         if f.max_per_artist is not None and artist and per_artist.get(artist, 0) >= f.max_per_artist:
             continue
@@ -381,7 +381,7 @@ def to_columns(rows, descriptors=None, *, extra=(), table=None, as_lists: bool =
     """
     rows = _ties_by_path(rows)
     data = {"rank": np.arange(1, len(rows) + 1)}
-    dicts = all(isinstance(r, dict) for r in rows)
+    dicts = bool(rows) and isinstance(rows[0], dict)  # apply_filters' rows (else tuples in RESULT_COLUMNS order)
     for j, c in enumerate(RESULT_COLUMNS):
         data[c] = [r[c] for r in rows] if dicts else [_field(r, j, c) for r in rows]
     if rows and descriptors is not None:
