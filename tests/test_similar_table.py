@@ -170,3 +170,15 @@ def test_server_columns_answer_like_the_frame(index, kw):
             keys = SIMILAR_KEYS + tuple(c for c in df.columns if c not in SIMILAR_KEYS)
             assert list(cols) == list(df.columns)
             assert json.loads(json_bytes(_rows(cols, keys))) == json.loads(json_text(_rows(df, keys)))
+
+
+def test_a_short_first_fetch_refetches_to_the_same_answer(index):
+    """(#19) a plain query served from the neighbour lists first reads only k + 8 hits; when
+    exclusions take most of them it reads more, and answers what a search of 50 answers."""
+    with Recommender(index[0]) as rec:
+        for q in (3, 77, 250):
+            top = rec.similar(q, k=30)
+            gone = [p for p in top["path"].tolist()[:16]]  # 16 of the first 18 hits excluded
+            cold, warm = _both(rec, q, k=10, exclusions={"paths": gone})
+            pd.testing.assert_frame_equal(cold, warm, check_dtype=True)
+            assert len(warm) == 10 and not set(warm["path"]) & set(gone)

@@ -140,8 +140,12 @@ class Candidates(NamedTuple):
         rows hold ``id`` and the table's columns; ``descriptors`` is the table's, of every
         track, without JSON extras).
         """
-        cand = [i for i in ids[0].tolist() if i >= 0]  # Python ints and floats (tolist: one call)
-        score_of = {i: s for s, i in zip(scores[0].tolist(), ids[0].tolist()) if i >= 0}
+        idl, sl = ids[0].tolist(), scores[0].tolist()  # Python ints and floats (tolist: one call each)
+        if idl and min(idl) >= 0:  # no -1 padding (FAISS found fewer than asked): the usual case
+            cand, score_of = idl, dict(zip(idl, sl))
+        else:
+            cand = [i for i in idl if i >= 0]
+            score_of = {i: s for s, i in zip(sl, idl) if i >= 0}
         if table is not None and all(map(table.row_of.__contains__, cand)):
             return cls(cand, score_of, table.rows(cand), table.tag_vectors(cand), table.descriptors)
         rows = catalog.track_rows(cand)
@@ -177,6 +181,12 @@ def parse_key(text) -> tuple:
     if pitch not in PITCH_CLASSES:
         raise ParameterError(f"key={text!r}: not a key (e.g. 'A', 'A minor', 'F# major')")
     return pitch, mode
+
+
+def _narrowing(f: Filters) -> bool:
+    """Whether ``f`` keeps out tracks for what they are (artist, album, tag, descriptors), not only by id."""
+    return (f.exclude_same_artist or f.exclude_same_album or f.max_per_artist is not None
+            or f.tag_column is not None or f.on_descriptors)
 
 
 def _is_vector(query) -> bool:
@@ -534,9 +544,14 @@ def _similar_columns(rec, query, k, *, space, hubness, exclude_same_artist, excl
                       None if col is None or not thresholds else float(thresholds[col]))
     n = len(idx)
     kept = max(1.0 - len(excluded) / max(n, 1), 0.05)  # excluded tracks are spread: ask for more
-    fetch = min(n, int(max(4 * k + 10, 50) / kept))
     # a repeated caller (the track table is built) reads an indexed query's hits from the lists
     lists = view.neighbour_lists(rec, space) if table is not None and q.track_id is not None else None
+    if lists is not None and hubness is None and not _narrowing(filters) and lists.serves(idx):
+        # only copies of the query and excluded tracks drop out: k + 8 hits, a prefix of the
+        # lists (and of any larger search, flat or HNSW), are enough unless they are many
+        fetch = min(n, int((k + 8) / kept))
+    else:
+        fetch = min(n, int(max(4 * k + 10, 50) / kept))
     while True:
         cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness, lists=lists),
                                 table=table)

@@ -18,6 +18,10 @@ _UNREAD, _ABSENT = object(), object()
 _IMMUTABLE = (int, float, str, bool, type(None))
 
 
+class _Items(tuple):
+    """A memoised ``meta`` list of numbers and strings (handed out as a new list each time)."""
+
+
 class IndexMeta:
     """Mix-in over a database with ``get_meta`` (:class:`~._sqlite.SQLiteDatabase`)."""
 
@@ -74,11 +78,16 @@ class IndexMeta:
         memo = getattr(self._meta_local, "memo", None)
         if memo is None:
             return super().get_meta(key, default)
-        got = memo.get((key,), _UNREAD)  # inside meta_read_once(): a number or text is decoded once
+        got = memo.get((key,), _UNREAD)  # inside meta_read_once(): a number, text or list of them is decoded once
         if got is _UNREAD:
             got = super().get_meta(key, _ABSENT)
-            if got is _ABSENT or isinstance(got, _IMMUTABLE):  # lists and dicts: decoded afresh (callers may change them)
+            if got is _ABSENT or isinstance(got, _IMMUTABLE):
                 memo[(key,)] = got
+            elif isinstance(got, list) and all(isinstance(v, _IMMUTABLE) for v in got):
+                memo[(key,)] = _Items(got)  # tag names: each caller gets a list of its own
+            # else (dicts, nested lists): decoded afresh each call (callers may change them)
+        if isinstance(got, _Items):
+            return list(got)
         return default if got is _ABSENT else got
 
     def regressor_values(self) -> list:
