@@ -75,9 +75,19 @@ def cmd_serve(args) -> int:
               "'Authorization: Bearer TOKEN'", file=sys.stderr, flush=True)
     if args.workers == 1:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                    server_header=False, loop=EVENT_LOOP, proxy_headers=False)
+                    server_header=False, loop=EVENT_LOOP, proxy_headers=False, http=http_protocol())
         return 0
     return _run_workers(app, args)
+
+
+def http_protocol():
+    """uvicorn's ``http`` option: httptools writing each response in one piece
+    (:class:`recommender.cli._http.CoalescingHttpToolsProtocol`), or ``"auto"`` without httptools."""
+    try:
+        from ._http import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
 
 
 def _run_workers(app: str, args) -> int:
@@ -89,7 +99,7 @@ def _run_workers(app: str, args) -> int:
 
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             access_log=args.access_log, server_header=False, loop=EVENT_LOOP, factory=True,
-                            workers=args.workers, proxy_headers=False)
+                            workers=args.workers, proxy_headers=False, http=http_protocol())
     try:
         workers = ReusePortWorkers(config)
         if args.port == 0:
