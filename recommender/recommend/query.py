@@ -546,19 +546,23 @@ def _similar_columns(rec, query, k, *, space, hubness, exclude_same_artist, excl
     kept = max(1.0 - len(excluded) / max(n, 1), 0.05)  # excluded tracks are spread: ask for more
     # a repeated caller (the track table is built) reads an indexed query's hits from the lists
     lists = view.neighbour_lists(rec, space) if table is not None and q.track_id is not None else None
-    if lists is not None and hubness is None and not _narrowing(filters) and lists.serves(idx):
-        # only copies of the query and excluded tracks drop out: k + 8 hits, a prefix of the
-        # lists (and of any larger search, flat or HNSW), are enough unless they are many
+    wide = min(n, int(max(4 * k + 10, 50) / kept))  # what a query without lists fetches first
+    fetch = wide
+    # only copies of the query and excluded tracks drop out: k + 8 hits are a prefix of the lists and
+    # of the wide search (HNSW: only while both stay within ef_search, which bounds what it explores)
+    if (lists is not None and hubness is None and not _narrowing(filters) and lists.serves(idx)
+            and (idx.kind != "hnsw" or wide <= (idx.params.get("ef_search") or 0))):
         fetch = min(n, int((k + 8) / kept))
-    else:
-        fetch = min(n, int(max(4 * k + 10, 50) / kept))
     while True:
         cands = Candidates.read(cat, *candidates(rec, idx, q, fetch, space=space, hubness=hubness, lists=lists),
                                 table=table)
         rows = apply_filters(q, cands, filters, k, tag_names=tag_names)
-        if len(rows) >= k or fetch >= n:
+        # a narrow fetch answers only when the k-th result scores above its last hit: equal scores
+        # (identical vectors) beyond it could order differently in the wide search
+        enough = len(rows) >= k and (fetch >= wide or rows[-1]["score"] > cands.scores[cands.ids[-1]])
+        if enough or fetch >= n:
             break
-        fetch = min(n, fetch * 4)
+        fetch = wide if fetch < wide else min(n, fetch * 4)  # then the wide search's sequence
     return to_columns(rows, cands.descriptors, extra=[c.name for c in conds], table=table, as_lists=as_lists)
 
 

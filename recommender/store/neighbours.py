@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["NeighbourLists", "neighbours_path", "DEFAULT_K", "SPACES_WITH_LISTS", "save_index"]
 
-#: Neighbours kept per track: ``similar(k)`` asks for ``max(4k + 10, 50)`` candidates, so every
-#: ``k <= 13`` (the API's default is 10) is answered from the lists.
+#: Neighbours kept per track: ``similar(k)`` asks for ``max(4k + 10, 50)`` candidates (a plain
+#: query on an index whose search of that many stays within ``ef_search``: ``k + 8`` first), so
+#: every ``k <= 13`` (the API's default is 10) is answered from the lists.
 DEFAULT_K = 64
 #: Spaces whose lists are written: the default space of a track query.
 SPACES_WITH_LISTS = ("similarity",)
