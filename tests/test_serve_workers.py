@@ -145,3 +145,27 @@ def test_port_zero_says_which_port(index, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_worker_that_cannot_open_the_index_stops_the_server(index, tmp_path):
+    """An index that a worker cannot open (here: made to fail in the spawned workers only) ends
+    `recommender serve --workers 2` with status 1 and one clear line per worker, not an endless
+    restart loop (uvicorn restarts a worker unless it exits with its startup-failure status)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if '--multiprocessing-fork' in sys.argv:  # a spawned worker\n"
+        "    import recommender.serve.app as a\n"
+        "    from recommender.errors import CatalogError\n"
+        "    def broken():\n"
+        "        raise CatalogError('/idx/catalog.sqlite', 'database disk image is malformed')\n"
+        "    a.app_from_env = broken\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "recommender", "serve", "--index", str(index), "--workers", "2",
+                        "--port", "0"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "error: a worker could not open the index: /idx/catalog.sqlite: database disk image is malformed" \
+        in r.stderr, r.stderr[-2000:]
+    assert "error: a worker process could not start" in r.stderr and r.stderr.count("could not open") <= 2

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-__all__ = ["ReusePortWorkers", "listening_socket"]
+from ..errors import RecommenderError
+from ..serve import app as _app
+
+__all__ = ["ReusePortWorkers", "listening_socket", "worker_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def worker_app():
+    """The app of one worker process (:func:`recommender.serve.app.app_from_env`, uvicorn's factory).
+
+    A worker that cannot open the index (removed or damaged after ``recommender serve`` checked
+    it) exits with uvicorn's startup-failure status, so the supervisor stops every worker and
+    ``recommender serve`` exits 1, instead of restarting it forever (uvicorn treats only that
+    status, or a ``TypeError`` from the factory, as a failed start).
+    """
+    try:
+        return _app.app_from_env()
+    except RecommenderError as e:
+        print(f"error: a worker could not open the index: {e}", file=sys.stderr, flush=True)
+    except Exception:
+        logger.exception("a worker could not start")
+    sys.exit(STARTUP_FAILURE)
 
 
 def listening_socket(host: str, port: int, backlog: int, *, reuse_port: bool) -> socket.socket:

@@ -63,7 +63,7 @@ def cmd_serve(args) -> int:
         with Recommender(args.index) as rec:
             rec.catalog.generation  # noqa: B018  (CatalogError here when there is no index)
             n = len(rec)
-        app = "recommender.serve.app:app_from_env"
+        app = "recommender.cli._workers:worker_app"  # app_from_env; a failed start stops the workers
         os.environ[CONFIG_ENV] = json.dumps(dict(options, index_dir=os.path.abspath(os.path.expanduser(args.index))))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/" + ("?token=" + token if token and args.show_token else "")
@@ -95,7 +95,7 @@ def _run_workers(app: str, args) -> int:
     Nagle's algorithm off (:class:`recommender.cli._workers.ReusePortWorkers`)."""
     import uvicorn
 
-    from ._workers import ReusePortWorkers
+    from ._workers import STARTUP_FAILURE, ReusePortWorkers
 
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             access_log=args.access_log, server_header=False, loop=EVENT_LOOP, factory=True,
@@ -110,6 +110,9 @@ def _run_workers(app: str, args) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    if any(p.exitcode == STARTUP_FAILURE for p in workers.processes):  # uvicorn stopped them all
+        print("error: a worker process could not start (its message is above)", file=sys.stderr)
+        return 1
     return 0
 
 
