@@ -27,9 +27,10 @@ class IndexMeta:
 
     @contextlib.contextmanager
     def meta_read_once(self):
-        """Within the block, this thread reads each ``meta`` key (generation, tag names...) once
-        (:meth:`~._sqlite.SQLiteDatabase.get_meta` keeps the text, decoded afresh each call): a
-        query that asks for them ten times reads the database once.  No lock is held.
+        """Within the block, this thread reads each ``meta`` key (generation, tag names...) once:
+        a query that asks for them ten times reads the database once.  Numbers, text and lists
+        of them are decoded once (a list is copied for each caller); other values keep their
+        text and are decoded afresh each call.  No lock is held.
 
         Blocks outside a transaction share what they read while nothing has written the
         database since (SQLite's ``PRAGMA data_version`` for other connections, which costs
