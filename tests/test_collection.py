@@ -266,14 +266,13 @@ def test_one_file_failing_at_any_stage_never_stops_the_run(tmp_path, monkeypatch
 
         monkeypatch.setattr(Catalog, "add_track", fake_add)
     elif stage == "fingerprint":
-        real = fingerprint.fingerprint_file
+        real = fingerprint.fingerprint_files
 
-        def fake_fp(path, **kw):
-            if path == bad:
-                raise boom()
-            return real(path, **kw)
+        def fake_fp(paths, **kw):
+            for p, res in real(paths, **kw):
+                yield p, (boom() if p == bad else res)
 
-        monkeypatch.setattr(fingerprint, "fingerprint_file", fake_fp)
+        monkeypatch.setattr(fingerprint, "fingerprint_files", fake_fp)
 
     rec = Recommender(tmp_path / "idx")
     rep = rec.update([root], progress=False)

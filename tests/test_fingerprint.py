@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,81 @@ def test_find_duplicate_pairs_on_arrays():
         F.find_duplicate_pairs([1, 2])
     with pytest.raises(ParameterError):
         F.find_duplicate_pairs(coll, max_df=1)
+
+
+# --------------------------------------------------------------------------- many files per fpcalc
+def _outcome(res):
+    if isinstance(res, AudioError):
+        return ("error", res.path, res.reason)
+    return ("fp", res.items.tolist(), res.duration_s)
+
+
+def _one_by_one(items, **kw):
+    out = []
+    for p in items:
+        try:
+            out.append(F.fingerprint_file(p, **kw))
+        except AudioError as e:
+            out.append(e)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mixed_files(audio, tmp_path_factory):
+    """Good files with every kind of trouble between them, in one list."""
+    import soundfile as sf
+
+    from recommender.io.cuesheet import Segment
+
+    paths, _ = audio
+    d = tmp_path_factory.mktemp("fpmany")
+    (d / "notes.mp3").write_text("this is not audio\n" * 50)
+    (d / "empty.ogg").write_bytes(b"")
+    sf.write(d / "silence.wav", np.zeros(8000, np.float32), 8000)  # too short to fingerprint
+    y, sr = sf.read(paths["rock2"], dtype="float32")
+    sf.write(d / "ten.wav", y[: 10 * sr], sr)  # shorter than -length: fpcalc exits 3 after it
+    dash = d / "-dash.wav"  # must not be read as an option
+    dash.write_bytes(Path(paths["rock2"]).read_bytes())
+    (d / "truncated.ogg").write_bytes(Path(paths["cut"]).read_bytes()[:60000])
+    return [paths["rock1"], str(d / "notes.mp3"), paths["mp3"], str(d / "empty.ogg"), str(d / "ten.wav"),
+            paths["cut"], str(d / "silence.wav"), str(dash), str(d / "absent.flac"),
+            Segment(paths["rock1"], 10.0, 35.0), str(d / "truncated.ogg"), paths["rock2"]]
+
+
+@needs_fpcalc
+@needs_ffmpeg
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_fingerprint_files_equals_one_file_per_fpcalc(mixed_files, batch):
+    many = list(F.fingerprint_files(mixed_files, max_length_s=30, batch=batch))
+    assert [p for p, _ in many] == mixed_files
+    got = [_outcome(r) for _, r in many]
+    assert got == [_outcome(r) for r in _one_by_one(mixed_files, max_length_s=30)]
+    errors = [i for i, g in enumerate(got) if g[0] == "error"]
+    assert errors == [1, 3, 6, 8], got  # not audio, empty, silent, absent; the truncated file has its start
+
+
+@needs_fpcalc
+@needs_ffmpeg
+def test_fingerprint_files_survives_a_crashing_fpcalc(mixed_files, tmp_path, monkeypatch):
+    """An fpcalc killed by a signal mid-output (as on some chained Ogg files):
+    nothing cut off is kept, every file still gets its own result."""
+    real = shutil.which("fpcalc")
+    wrapper = tmp_path / "fpcalc"
+    wrapper.write_text(  # several files (not a pipe): print part of the output, then die by SIGSEGV
+        f'#!/bin/sh\n[ "$4" = -format ] || [ -z "$5" ] && exec "{real}" "$@"\n'
+        f'"{real}" "$@" | head -c 3000; kill -SEGV $$\n')
+    wrapper.chmod(0o755)
+    expected = [_outcome(r) for r in _one_by_one(mixed_files, max_length_s=30)]
+    monkeypatch.setenv("FPCALC", str(wrapper))
+    got = [_outcome(r) for _, r in F.fingerprint_files(mixed_files, max_length_s=30)]
+    assert got == expected
+
+
+def test_fingerprint_files_parameters(tmp_path):
+    with pytest.raises(ParameterError):
+        list(F.fingerprint_files([tmp_path / "a.wav"], batch=0))
+    with pytest.raises(ParameterError):
+        list(F.fingerprint_files([tmp_path / "a.wav"], max_length_s=-1))
+    assert list(F.fingerprint_files([])) == []
+    ((_, err),) = F.fingerprint_files([tmp_path / "absent.wav"])
+    assert isinstance(err, AudioError) and err.reason == "no such file"

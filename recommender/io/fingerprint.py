@@ -65,6 +65,7 @@ from ..errors import AudioError, ParameterError
 from .audio import check_file
 
 __all__ = [
+    "FPCALC_BATCH",
     "ITEM_S",
     "ITEM_TOLERANCE_BITS",
     "SILENCE_ITEM",
@@ -76,6 +77,7 @@ __all__ = [
     "find_duplicate_pairs",
     "fingerprint_available",
     "fingerprint_file",
+    "fingerprint_files",
     "fingerprint_from_bytes",
     "fingerprint_to_bytes",
     "match",
@@ -470,6 +472,155 @@ def _fingerprint_via_ffmpeg(p: str, exe: str, max_length_s: float, timeout_s: fl
         duration = len(pcm.stdout) // (2 * 11025)
     return Fingerprint(items, duration, 1)
 
+
+
+#: Files per ``fpcalc`` process in :func:`fingerprint_files`.  Starting
+#: fpcalc (it loads FFmpeg's libraries) costs ~35 ms of CPU, more than
+#: fingerprinting 30 s of audio (~25 ms); measured on the selection half of
+#: the dev collection (99 Ogg Vorbis files, ``-length 30``): 6.5 s of CPU one
+#: file per process, 2.9 s 8 per process, 2.2 s 16 per process.
+FPCALC_BATCH = 16
+
+
+def _segment_of(item):
+    return item if hasattr(item, "source") and hasattr(item, "start_s") else None
+
+
+def _attempt(path, max_length_s: float, timeout_s: float):
+    """:func:`fingerprint_file`'s result or its :class:`AudioError` (returned, not raised)."""
+    try:
+        return fingerprint_file(path, max_length_s=max_length_s, timeout_s=timeout_s)
+    except AudioError as e:
+        return e
+
+
+def _parse_fpcalc_many(stdout: str) -> list[tuple[float | None, np.ndarray | None]] | None:
+    """``(duration, items)`` of each result fpcalc printed, in order; ``None`` if the output is malformed."""
+    out: list = []
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    if len(lines) % 2:
+        return None
+    for head, body in zip(lines[::2], lines[1::2]):
+        if not (head.startswith("DURATION=") and body.startswith("FINGERPRINT=")):
+            return None
+        out.append(_parse_fpcalc(head + "\n" + body))
+    return out
+
+
+def _argv_path(p: str) -> str:
+    """``p`` as an fpcalc argument: never read as an option or as standard input."""
+    return os.path.join(".", p) if p.startswith("-") else p
+
+
+def _fpcalc_many(exe: str, paths: list[str], max_length_s: float, timeout_s: float) -> list:
+    """Fingerprints of ``paths`` (checked files), as few fpcalc processes as the files allow.
+
+    fpcalc 1.5 fingerprints its arguments in order and exits at the first file
+    it cannot read: status 2 when that file printed nothing, 3 when it printed
+    a fingerprint first (``ProcessFile`` in Chromaprint's ``fpcalc.cpp``;
+    Debian 12's fpcalc returns 3 at the end of every file shorter than
+    ``-length``).  So the ``k`` results printed belong to the first ``k``
+    files; a file that printed nothing is fingerprinted again on its own by
+    :func:`fingerprint_file` (its FFmpeg fallback and its plain reason), and
+    a new process takes the files after it.
+    """
+    n = str(math.ceil(max_length_s))
+    out: list = [None] * len(paths)
+    start = 0
+    while start < len(paths):
+        todo = paths[start:]
+        try:
+            r = subprocess.run([exe, "-raw", "-length", n, *map(_argv_path, todo)], capture_output=True,
+                               timeout=timeout_s * len(todo), check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            r = None
+        text = "" if r is None else r.stdout.decode("utf-8", "replace")
+        crashed = r is not None and r.returncode not in (0, 2, 3)
+        if crashed:
+            # killed by a signal (fpcalc's demuxer crashes on some chained Ogg
+            # files): its last result may be cut off, and what it had not yet
+            # flushed is lost -- keep the results before the last one
+            text = text[: max(0, text.rfind("DURATION="))]
+        blocks = None if r is None else _parse_fpcalc_many(text)
+        if blocks is None or len(blocks) > len(todo) or (r.returncode == 0 and len(blocks) < len(todo)):
+            # not what fpcalc prints: one file at a time, each with its own limit and reason
+            out[start:] = [_attempt(p, max_length_s, timeout_s) for p in todo]
+            break
+        for j, (duration, items) in enumerate(blocks):
+            p = todo[j]
+            if duration is None or items is None:
+                out[start + j] = _attempt(p, max_length_s, timeout_s)
+            elif items.size == 0:
+                out[start + j] = AudioError(p, _fpcalc_reason(r.returncode, "Empty fingerprint"))
+            else:
+                out[start + j] = Fingerprint(items, duration, 1)
+        start += len(blocks)
+        if r.returncode == 0 or start >= len(paths):
+            break
+        if crashed or r.returncode != 3 or not blocks:  # the next file printed nothing: on its own
+            out[start] = _attempt(paths[start], max_length_s, timeout_s)
+            start += 1
+    return out
+
+
+def fingerprint_files(paths, *, max_length_s: float = 120, timeout_s: float = 600, batch: int = FPCALC_BATCH):
+    """Chromaprint fingerprints of many files, :data:`FPCALC_BATCH` files per ``fpcalc`` process.
+
+    The same fingerprints as :func:`fingerprint_file` called on each file
+    (the same ``fpcalc -raw -length N`` command, given several files; tested),
+    for about a third of the CPU on short fingerprints: fpcalc's start-up
+    (~35 ms) is paid once per batch, not once per file.  A file that fails
+    costs only itself: it is retried on its own by :func:`fingerprint_file`,
+    and the files after it are fingerprinted by a new process.
+
+    Parameters
+    ----------
+    paths : iterable of str, os.PathLike or Segment
+        Files (any format fpcalc decodes); a cue track (a
+        :class:`~recommender.io.cuesheet.Segment`) is fingerprinted by
+        :func:`fingerprint_file`.
+    max_length_s : float
+        Seconds fingerprinted from the start of each file (see :func:`fingerprint_file`).
+    timeout_s : float
+        Limit per file; a process of ``n`` files gets ``n * timeout_s``.
+    batch : int
+        Files per fpcalc process (>= 1).
+
+    Yields
+    ------
+    (path, Fingerprint or AudioError)
+        In input order, ``path`` as given: the fingerprint, or the
+        :class:`~recommender.errors.AudioError` :func:`fingerprint_file` would
+        raise for that file (missing, empty, not audio, too short, no fpcalc).
+
+    Raises
+    ------
+    ParameterError
+        ``max_length_s`` or ``timeout_s`` not a number > 0, ``batch`` not an int >= 1.
+    """
+    check_number("max_length_s", max_length_s, min=0, min_inclusive=False)
+    check_number("timeout_s", timeout_s, min=0, min_inclusive=False)
+    batch = check_int("batch", batch, min=1)
+    exe = _fpcalc_command()
+    have = _which(exe) is not None
+    items = list(paths)
+    for lo in range(0, len(items), batch):
+        chunk = items[lo : lo + batch]
+        results: list = [None] * len(chunk)
+        plain: list[tuple[int, str]] = []
+        for j, item in enumerate(chunk):
+            if _segment_of(item) is not None or not have:
+                results[j] = _attempt(item, max_length_s, timeout_s)
+                continue
+            try:
+                plain.append((j, check_file(item)))
+            except AudioError as e:
+                results[j] = e
+        if plain:
+            got = _fpcalc_many(exe, [p for _, p in plain], max_length_s, timeout_s)
+            for (j, _), res in zip(plain, got):
+                results[j] = res
+        yield from zip(chunk, results)
 
 # --------------------------------------------------------------------------- comparison
 _POP8 = np.array([i.bit_count() for i in range(256)], np.uint8)

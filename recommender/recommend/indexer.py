@@ -64,7 +64,8 @@ COMMIT_EVERY_S = 2.0
 #: finds every copy that 60 s does (bench_duplicates.py: recall 1.000, 0 false pairs, both)
 #: for ~65 ms of fpcalc CPU per track instead of ~94 ms.
 FINGERPRINT_LENGTH_S = 30
-#: Threads running fpcalc beside the analysis (each runs one subprocess at a time).
+#: Threads running fpcalc beside the analysis (each runs one subprocess at a time, for
+#: up to :data:`recommender.io.fingerprint.FPCALC_BATCH` files).
 FINGERPRINT_THREADS = 1
 #: Fingerprints computed ahead of the analysis at most (bounds memory).
 FINGERPRINT_AHEAD = 32
@@ -474,13 +475,14 @@ def _store(cat, res, fe: FileEntry, key: str, hashes: dict, fingerprints=None, v
 class _Fingerprints:
     """Chromaprint fingerprints computed beside the analysis, in a small thread pool.
 
-    ``fpcalc`` runs as a subprocess, so its threads do not hold the GIL.  At
-    most ``ahead`` results wait to be taken (memory stays bounded).  A
-    failure is logged and gives ``None``: the track is indexed without a
-    fingerprint.
+    ``fpcalc`` runs as a subprocess, so its threads do not hold the GIL; each
+    run fingerprints up to ``batch`` files (:func:`~recommender.io.fingerprint.fingerprint_files`:
+    fpcalc's start-up costs more than a 30-s fingerprint).  At most ``ahead``
+    results wait to be taken (memory stays bounded).  A failure is logged and
+    gives ``None``: the track is indexed without a fingerprint.
     """
 
-    def __init__(self, paths, *, length_s: float, threads: int, ahead: int, segments=None):
+    def __init__(self, paths, *, length_s: float, threads: int, ahead: int, batch: int = 1, segments=None):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
@@ -489,19 +491,45 @@ class _Fingerprints:
         self._queue = deque(paths)
         self._pending: dict = {}
         self._ahead = max(1, int(ahead))
+        self._batch = max(1, int(batch))
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(threads)), thread_name_prefix="fpcalc")
         self.failed = 0
         self._fill()
 
-    def _submit(self, path):
-        self._pending[path] = self._pool.submit(fingerprint.fingerprint_file, self._segments.get(path, path),
-                                                max_length_s=self.length_s)
+    def _submit(self, paths):
+        from concurrent.futures import Future
+
+        futures = {p: Future() for p in paths}
+        self._pending.update(futures)
+        self._pool.submit(self._run, futures)
+
+    def _run(self, futures):
+        """Fingerprint the paths of ``futures`` (one fpcalc run) and settle each future."""
+        try:
+            items = [self._segments.get(p, p) for p in futures]
+            got = fingerprint.fingerprint_files(items, max_length_s=self.length_s, batch=len(items))
+            for fut, (_, res) in zip(futures.values(), got):
+                if not fut.set_running_or_notify_cancel():
+                    continue  # forgotten meanwhile
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+        except BaseException as e:  # noqa: BLE001 - reaches the tracks as their failure
+            for fut in futures.values():
+                if not fut.done() and (fut.running() or fut.set_running_or_notify_cancel()):
+                    fut.set_exception(e)
 
     def _fill(self):
-        while self._queue and len(self._pending) < self._ahead:
-            p = self._queue.popleft()
-            if p not in self._pending:
-                self._submit(p)
+        # whole batches: a batch waits until it can be full (or the queue is shorter)
+        while self._queue and self._ahead - len(self._pending) >= min(self._batch, len(self._queue)):
+            batch: list = []
+            while self._queue and len(batch) < self._batch and len(self._pending) + len(batch) < self._ahead:
+                p = self._queue.popleft()
+                if p not in self._pending and p not in batch:
+                    batch.append(p)
+            if batch:
+                self._submit(batch)
 
     def take(self, path):
         """``(bytes, duration_s)`` of ``path``'s fingerprint, or ``None`` if it could not be computed."""
@@ -511,7 +539,7 @@ class _Fingerprints:
                 self._queue.remove(path)
             except ValueError:
                 pass
-            self._submit(path)
+            self._submit([path])
             fut = self._pending.pop(path)
         self._fill()
         try:
@@ -546,7 +574,7 @@ def _fingerprinter(paths, enabled, length_s, segments=None):
                        "(Debian/Ubuntu: apt install libchromaprint-tools)")
         return None
     return _Fingerprints(paths, length_s=length_s, threads=FINGERPRINT_THREADS, ahead=FINGERPRINT_AHEAD,
-                         segments=segments)
+                         batch=fingerprint.FPCALC_BATCH, segments=segments)
 
 
 def _results(paths, *, model, sampling, jobs, descriptors, client):
