@@ -19,7 +19,7 @@ and the ratio of each median to the earlier revision's in the same run.
 Usage::
 
     python benchmarks/bench_index_command.py --before-rev REV [--rounds 3] [PATH ...]
-                                             [--options "--no-fingerprints"]
+                                             [--options="--no-fingerprints --no-descriptors"]
 
 PATH defaults to the selection half of the dev collection (``/tmp/devset``,
 see ``../shared/DEVSET.md``).

@@ -276,3 +276,39 @@ def test_fingerprint_files_parameters(tmp_path):
     assert list(F.fingerprint_files([])) == []
     ((_, err),) = F.fingerprint_files([tmp_path / "absent.wav"])
     assert isinstance(err, AudioError) and err.reason == "no such file"
+
+
+@needs_fpcalc
+@needs_ffmpeg
+def test_fingerprint_files_a_hanging_file_costs_two_limits_not_a_batch(mixed_files, tmp_path, monkeypatch):
+    import time
+
+    from recommender.io.cuesheet import Segment
+
+    real = shutil.which("fpcalc")
+    wrapper = tmp_path / "fpcalc"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *ten.wav*) sleep 60;; esac\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    files = [f for f in mixed_files if not isinstance(f, Segment)]
+    expected = [_outcome(r) for r in _one_by_one(files, max_length_s=30)]
+    monkeypatch.setenv("FPCALC", str(wrapper))
+    t0 = time.perf_counter()
+    got = [_outcome(r) for _, r in F.fingerprint_files(files, max_length_s=30, timeout_s=1.5)]
+    elapsed = time.perf_counter() - t0
+    hang = next(i for i, f in enumerate(files) if str(f).endswith("ten.wav"))
+    assert got[hang][0] == "error" and "longer than 1.5 s" in got[hang][2]
+    assert got[:hang] + got[hang + 1 :] == expected[:hang] + expected[hang + 1 :]
+    assert elapsed < 2 * 1.5 + 5  # the batch's limit, the file's own, and the others' work
+
+
+@needs_fpcalc
+@needs_ffmpeg
+def test_fingerprint_files_a_bad_segment_is_its_own_error(audio):
+    from recommender.io.cuesheet import Segment
+
+    paths, fps = audio
+    got = list(F.fingerprint_files([paths["rock1"], Segment(paths["rock2"], 20.0, 10.0), paths["mp3"]],
+                                   max_length_s=30))
+    assert isinstance(got[1][1], ParameterError)
+    assert got[0][1].items.tolist() == F.fingerprint_file(paths["rock1"], max_length_s=30).items.tolist()
+    assert isinstance(got[2][1], F.Fingerprint)

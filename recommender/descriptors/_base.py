@@ -5,7 +5,6 @@ float32 signal at :data:`DESCRIPTOR_SR` they all analyse.
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from .._utils import PITCH_CLASSES as _PITCH_CLASSES
 from .._utils import check_number
 from ..errors import ParameterError
+from ..features.frontend import periodic_hann
 
 __all__ = [
     "DESCRIPTOR_SR", "N_FFT", "HOP_LENGTH", "N_MELS", "N_MFCC", "KEY_N_FFT", "KEY_HOP_LENGTH",
@@ -148,8 +148,5 @@ def _centre_clip(y: np.ndarray, clip_s) -> np.ndarray:
     return y[start : start + n]
 
 
-@functools.lru_cache(maxsize=4)
 def _hann(n: int) -> np.ndarray:
-    import scipy.signal
-
-    return scipy.signal.get_window("hann", n).astype(np.float32)
+    return periodic_hann(n)
