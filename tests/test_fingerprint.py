@@ -306,7 +306,7 @@ def test_fingerprint_files_a_hanging_file_costs_two_limits_not_a_batch(mixed_fil
 def test_fingerprint_files_a_bad_segment_is_its_own_error(audio):
     from recommender.io.cuesheet import Segment
 
-    paths, fps = audio
+    paths, _ = audio
     got = list(F.fingerprint_files([paths["rock1"], Segment(paths["rock2"], 20.0, 10.0), paths["mp3"]],
                                    max_length_s=30))
     assert isinstance(got[1][1], ParameterError)
