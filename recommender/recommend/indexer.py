@@ -62,7 +62,10 @@ __all__ = [
 COMMIT_EVERY_S = 2.0
 #: Seconds of audio fingerprinted from the start of each track (Chromaprint via fpcalc): 30 s
 #: finds every copy that 60 s does (bench_duplicates.py: recall 1.000, 0 false pairs, both)
-#: for ~65 ms of fpcalc CPU per track instead of ~94 ms.
+#: for ~65 ms of fpcalc CPU per track instead of ~94 ms (one file per fpcalc; 16 per fpcalc:
+#: 26.6 ms, bench_fingerprints.py).  20 s also kept recall 1.000 and 0 false pairs on the
+#: selection half (3-5 s start cuts) but leaves only the 10-s minimum overlap at a 10-s offset;
+#: 15 s loses every start-cut copy (bench_duplicates.py --max-length 20 / 15).
 FINGERPRINT_LENGTH_S = 30
 #: Threads running fpcalc beside the analysis (each runs one subprocess at a time, for
 #: up to :data:`recommender.io.fingerprint.FPCALC_BATCH` files).
