@@ -193,6 +193,21 @@ def test_cli_index_similar_info_failures(tmp_path, demo_collection):
     assert r.returncode == 2 and "12345" in r.stderr
 
 
+
+def test_cli_index_a_path_that_does_not_exist(tmp_path, demo_collection):
+    """A mistyped PATH is said and left out (not a failure of the index); the others are indexed."""
+    src, _ = demo_collection
+    idx = tmp_path / "idx"
+    gone = tmp_path / "no-such-folder"
+    r = _cli("index", str(gone), "--index", str(idx))
+    assert r.returncode == 2 and f"{gone}: no such file or directory" in r.stderr
+    assert not idx.exists()  # nothing created
+    r = _cli("index", str(gone), str(src), "--index", str(idx), "--json")
+    assert r.returncode == 1 and f"{gone}: no such file or directory" in r.stderr
+    assert json.loads(r.stdout)["added"] == 8
+    r = _cli("failures", "--index", str(idx), "--json")
+    assert json.loads(r.stdout) == []
+
 def test_read_only_commands_do_not_import_tensorflow(built):
     rec, *_ = built
     code = (
@@ -347,3 +362,10 @@ def test_large_collections_project_the_layer_space(tmp_path, demo_collection, mo
     outside = tmp_path / "copy.flac"
     shutil.copy(rec.tracks().loc[1, "path"], outside)
     assert int(rec.similar(str(outside), k=1, space="similarity")["id"].iloc[0]) != 1  # duplicate excluded
+
+
+def test_cli_version():
+    from recommender import __version__
+
+    r = _cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"recommender {__version__}"

@@ -99,10 +99,19 @@ def cmd_index(args) -> int:
         from ..analysis.sampling import quality_sampling
 
         sampling = quality_sampling(args.quality)
+    # A PATH that does not exist is a mistyped argument (or a disk not mounted), not a
+    # file that failed: said here, left out of the run and of `recommender failures`, and
+    # the exit status tells (as cp or ls do); the other paths are indexed.
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    for p in missing:
+        print(f"recommender index: {display(p)}: no such file or directory", file=sys.stderr)
+    paths = [p for p in args.paths if p not in missing]
+    if not paths:
+        return 2
     rec = Recommender(args.index, model=args.model, sampling=sampling)
     client = args.dask
     rep = rec.update(
-        args.paths,
+        paths,
         jobs=args.jobs,
         progress=not args.no_progress and sys.stderr.isatty() or args.progress,
         retry_failed=args.retry_failed,
@@ -120,7 +129,7 @@ def cmd_index(args) -> int:
             print(f"  failed: {display(p)}: {display(reason)}", file=sys.stderr)
         if len(rep.failures) > 20:
             print(f"  … {len(rep.failures) - 20} more (recommender failures --index {args.index})", file=sys.stderr)
-    return 0
+    return 1 if missing else 0
 
 
 def cmd_similar(args) -> int:
@@ -249,8 +258,11 @@ def add_commands(sub) -> None:
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("index", help="add files/folders to an index (incremental)")
-    s.add_argument("paths", nargs="+", metavar="PATH")
-    s.add_argument("--index", default=DEFAULT_INDEX_DIR)
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help="audio files, folders (walked) or .cue sheets; a PATH that does not exist is "
+                        "reported and the others indexed, then the exit status is 1 (2 if none exists)")
+    s.add_argument("--index", default=DEFAULT_INDEX_DIR,
+                   help=f"index folder (default {DEFAULT_INDEX_DIR}, under the current folder)")
     s.add_argument("--jobs", type=_jobs_arg, default="auto", metavar="auto|N",
                    help="analysis processes (default auto): one process per 2 CPUs this process may use "
                         "(each runs two CNN inferences side by side while threads decode), and only with "

@@ -26,6 +26,9 @@ COMMANDS = (index, describe, playlists, tag, bans, train, serve)
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recommender", description="Content-based music recommendation.")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"recommender {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
