@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import time
 
 AUDIO_GLOBS = ("*.ogg", "*.mp3", "*.flac", "*.wav", "*.opus", "*.m4a")
@@ -22,6 +23,12 @@ def synthetic_collection(folder, *, per_style=3, duration_s=60.0):
     from recommender.io.demo import make_demo_collection
 
     return make_demo_collection(folder, per_style=per_style, duration_s=duration_s)
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for child processes so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 class Timer:

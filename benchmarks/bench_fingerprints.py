@@ -26,19 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import audio_files
-
-
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+from _common import audio_files, children_cpu
 
 
 def one_per_process(paths, length):
@@ -87,9 +81,9 @@ def main(argv=None):
     results = {}
     for _ in range(args.rounds):
         for name, run in variants:
-            c0, t0 = _children_cpu(), time.perf_counter()
+            c0, t0 = children_cpu(), time.perf_counter()
             results[name] = run()
-            cpu, wall = _children_cpu() - c0, time.perf_counter() - t0
+            cpu, wall = children_cpu() - c0, time.perf_counter() - t0
             best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
     ref = results["1 per process"]
     print(f"{len(paths)} files of {args.devset}, first {args.length:g} s each; best of {args.rounds} "

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shlex
 import shutil
 import sqlite3
@@ -40,13 +39,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import children_cpu
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SUMMARY = re.compile(r"in ([0-9.]+) s \(([0-9,]+)x real time\)")
 
-
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def _export(rev: str, dest: str) -> str:
@@ -67,9 +65,9 @@ def run_once(pythonpath: str, paths, options, workdir: str) -> dict:
     shutil.rmtree(index, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": pythonpath}
     cmd = [sys.executable, "-m", "recommender", "index", *paths, "--index", index, "--no-progress", *options]
-    c0, t0 = _children_cpu(), time.perf_counter()
+    c0, t0 = children_cpu(), time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, check=False)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
     m = _SUMMARY.search(r.stdout + r.stderr)

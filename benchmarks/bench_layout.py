@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -29,23 +28,22 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import children_cpu
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 def run_index(tree: str, music: str, index: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child process) of one ``recommender index`` run."""
     env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
-    c0 = _children_cpu()
+    c0 = children_cpu()
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "recommender", "index", music, "--index", index,
                         "--no-progress", "--json"], env=env, capture_output=True, text=True, cwd=tree)
     dt = time.perf_counter() - t0
-    cpu = _children_cpu() - c0
+    cpu = children_cpu() - c0
     if r.returncode != 0:
         raise SystemExit(f"{tree}: recommender index failed:\n{r.stderr[-2000:]}")
     return dt, cpu
